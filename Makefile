@@ -1,0 +1,16 @@
+# Shortcuts for the commands in README.md.
+PYTHON ?= python
+DATA ?=
+
+.PHONY: setup test test-fast demo
+
+setup:  ## install into the current Python environment (torch first: it pins the CPU/CUDA build)
+	$(PYTHON) -m pip install torch==2.13.0
+	$(PYTHON) -m pip install -r requirements.txt
+	$(PYTHON) -m pip install -e . --no-deps
+
+test:  ## the whole test suite, offline
+	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest
+
+demo:  ## the pipeline end to end on tiny random models (meaningless scores), in .demo/
+	$(PYTHON) scripts/demo.py $(if $(DATA),--data $(DATA))

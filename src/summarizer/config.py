@@ -1,0 +1,247 @@
+"""The one reader of ``params.yaml``.
+
+``load_config`` parses the file once into frozen dataclasses and validates every value before a stage touches a
+model or a dataset. Every key must be present (params.yaml is the single source of defaults), unknown keys are
+rejected, numbers are coerced (PyYAML reads a bare ``5e-4`` as a string) and each failure names the key and the
+value, e.g. ``params.yaml: lr must be > 0, got -1.0``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import string
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from summarizer.errors import ConfigError
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Field checks. Each returns None when the value is fine, else the end of the sentence "<key> must ...".
+Check = Callable[[Any], str | None]
+
+
+def _gt(bound: float) -> Check:
+    return lambda v: None if v is None or v > bound else f"be > {bound}"
+
+
+def _ge(bound: float) -> Check:
+    return lambda v: None if v is None or v >= bound else f"be >= {bound}"
+
+
+def _fraction(v: Any) -> str | None:
+    return None if v is None or 0.0 <= v <= 1.0 else "be a fraction in [0, 1]"
+
+
+def _template(v: str) -> str | None:
+    fields = [name for _, name, _, _ in string.Formatter().parse(v) if name is not None]
+    if fields != ["dialogue"]:
+        return "contain the placeholder {dialogue} exactly once and no other {field}"
+    return None
+
+
+def _non_empty(v: Any) -> str | None:
+    return None if v else "not be empty"
+
+
+def checked(*checks: Check, **kwargs: Any) -> Any:
+    """A dataclass field carrying validation checks in its metadata."""
+    return field(metadata={"checks": checks}, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The schema. No defaults: params.yaml holds every value, and a missing key is an error.
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = checked(_non_empty)
+    revision: str = checked(_non_empty)
+    max_train_samples: int | None = checked(_gt(0))
+    max_validation_samples: int | None = checked(_gt(0))
+    max_test_dialogues: int | None = checked(_gt(0))
+
+
+@dataclass(frozen=True)
+class TinyT5Config:
+    vocab_size: int = checked(_gt(100))
+    d_model: int = checked(_gt(0))
+    d_ff: int = checked(_gt(0))
+    num_layers: int = checked(_gt(0))
+    num_heads: int = checked(_gt(0))
+    d_kv: int = checked(_gt(0))
+    initializer_factor: float = checked(_gt(0))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = checked(_non_empty)
+    revision: str = checked(_non_empty)
+    tiny: TinyT5Config = field()
+
+
+@dataclass(frozen=True)
+class TinyRobertaConfig:
+    vocab_size: int = checked(_gt(100))
+    hidden_size: int = checked(_gt(0))
+    intermediate_size: int = checked(_gt(0))
+    num_layers: int = checked(_gt(0))
+    num_heads: int = checked(_gt(0))
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    name: str = checked(_non_empty)
+    revision: str = checked(_non_empty)
+    toxic_label: str = checked(_non_empty)
+    nontoxic_label: str = checked(_non_empty)
+    max_tokens: int = checked(_gt(0))
+    batch_size: int = checked(_gt(0))
+    tiny: TinyRobertaConfig = field()
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    template: str = checked(_template)
+    flan_template: str = checked(_template)
+    max_source_tokens: int = checked(_gt(0))
+    max_target_tokens: int = checked(_gt(0))
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding settings shared by evaluation, PPO evaluation and the app. Lengths always come from here:
+    transformers' default max_length of 20 tokens would silently cut summaries short."""
+
+    batch_size: int = checked(_gt(0))
+    max_new_tokens: int = checked(_gt(0))
+    min_new_tokens: int = checked(_ge(0))
+    num_beams: int = checked(_gt(0))
+    do_sample: bool = field()
+    temperature: float = checked(_gt(0))
+    top_k: int = checked(_ge(0))
+    top_p: float = checked(_fraction, _gt(0))
+    repetition_penalty: float = checked(_gt(0))
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = checked(_ge(0))
+    device: str = checked(_non_empty)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field()
+    lr: float = checked(_gt(0))
+    data: DataConfig = field()
+    model: ModelConfig = field()
+    classifier: ClassifierConfig = field()
+    prompt: PromptConfig = field()
+    generation: GenerationConfig = field()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The generic loader.
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert a YAML value to the annotated type, or raise ConfigError naming the key."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, key)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"params.yaml: {key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        return value
+    if origin is tuple:
+        (inner, _) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"params.yaml: {key} must be a list, got {value!r}")
+        return tuple(_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"params.yaml: {key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"params.yaml: {key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        # PyYAML (YAML 1.1) reads `5e-4` as the string "5e-4": accept any numeric spelling.
+        if isinstance(value, bool):
+            raise ConfigError(f"params.yaml: {key} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"params.yaml: {key} must be a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"params.yaml: {key} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {_type_name(tp)} for {key}")  # a bug in the schema, not in params
+
+
+def _build(cls: type, mapping: Any, prefix: str) -> Any:
+    where = prefix or "the top level"
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(f"params.yaml: {where} must be a mapping of keys, got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else str(unknown[0])
+        raise ConfigError(f"params.yaml: unknown key {key} (known keys in {where}: {', '.join(fields)})")
+    values = {}
+    for name, f in fields.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in mapping:
+            raise ConfigError(f"params.yaml: missing key {key}")
+        value = _coerce(mapping[name], hints[name], key)
+        for check in f.metadata.get("checks", ()):
+            problem = check(value)
+            if problem:
+                raise ConfigError(f"params.yaml: {key} must {problem}, got {value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def parse_config(raw: Mapping[str, Any], *, check_device: bool = True) -> Config:
+    """Validate an already-parsed params mapping. ``check_device`` asks torch whether the device exists."""
+    cfg = _build(Config, raw, "")
+    # Imported here so that a pure-config error never pays for importing torch.
+    from summarizer.device import DeviceError, resolve_device, resolve_precision, runtime_facts
+
+    facts = runtime_facts() if check_device else None
+    try:
+        device = resolve_device(cfg.device, facts) if facts else cfg.device
+        if facts:
+            resolve_precision(cfg.precision, device, facts)
+    except DeviceError as err:
+        raise ConfigError(f"params.yaml: {err}") from None
+    return cfg
+
+
+def load_config(path: str | Path = "params.yaml", *, check_device: bool = True) -> Config:
+    """Read and validate params.yaml. Raises ConfigError (with the key's name) on any problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (run from the project root or pass --params)") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return parse_config(raw or {}, check_device=check_device)

@@ -1,0 +1,198 @@
+"""DialogSum: loading (Hub or local folder), validation, deterministic sampling and length statistics.
+
+A normalised row is ``{"id", "dialogue_id", "dialogue", "summary", "topic"}``. ``dialogue_id`` groups the test
+split's three reference summaries per dialogue (Hub ids ``test_N_1``, ``test_N_2``, ``test_N_3`` → ``test_N``);
+rows of other splits are their own dialogue.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import random
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from summarizer.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+COLUMNS = ("id", "dialogue", "summary", "topic")
+_MULTI_REF_ID = re.compile(r"^(?P<dialogue>.+_\d+)_(?P<ref>\d+)$")
+
+
+def dialogue_id(row_id: str) -> str:
+    """``test_12_3`` → ``test_12``; any id without a reference suffix is its own dialogue."""
+    match = _MULTI_REF_ID.match(row_id)
+    return match.group("dialogue") if match else row_id
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def _read_jsonl_rows(path: Path) -> list[tuple[str, dict]]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}: line {lineno} is not valid JSON ({err.msg})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}: line {lineno} is not a JSON object")
+            rows.append((f"line {lineno}", obj))
+    return rows
+
+
+def _read_csv_rows(path: Path) -> list[tuple[str, dict]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        # Row numbers count data rows from 1, as a spreadsheet would show them below the header.
+        return [(f"row {i}", dict(r)) for i, r in enumerate(csv.DictReader(fh), start=1)]
+
+
+def validate_rows(located: Sequence[tuple[str, dict]], source: str) -> list[dict]:
+    """Check columns, emptiness and unique ids; return normalised rows. Errors name ``source`` and the row."""
+    seen: dict[str, str] = {}
+    rows = []
+    for where, raw in located:
+        missing = [c for c in COLUMNS if c not in raw]
+        if missing:
+            raise DataError(f"{source}: {where} is missing column(s) {', '.join(missing)}")
+        row = {c: raw[c] for c in COLUMNS}
+        for col in COLUMNS:
+            if not isinstance(row[col], str):
+                raise DataError(f"{source}: {where} column {col} must be text, got {row[col]!r}")
+        for col in ("id", "dialogue", "summary"):
+            if not row[col].strip():
+                raise DataError(f"{source}: {where} (id {row['id']!r}) has an empty {col}")
+        if row["id"] in seen:
+            raise DataError(f"{source}: {where} repeats id {row['id']!r} (first seen at {seen[row['id']]})")
+        seen[row["id"]] = where
+        rows.append({"id": row["id"], "dialogue_id": dialogue_id(row["id"]), "dialogue": row["dialogue"],
+                     "summary": row["summary"], "topic": row["topic"]})
+    if not rows:
+        raise DataError(f"{source}: no rows")
+    _check_groups(rows, source)
+    return rows
+
+
+def _check_groups(rows: list[dict], source: str) -> None:
+    """The rows of one multi-reference dialogue must carry the same dialogue text."""
+    first: dict[str, dict] = {}
+    for row in rows:
+        head = first.setdefault(row["dialogue_id"], row)
+        if head["dialogue"] != row["dialogue"]:
+            raise DataError(f"{source}: id {row['id']!r} belongs to dialogue {row['dialogue_id']!r} "
+                            f"but its dialogue text differs from {head['id']!r}")
+
+
+def load_local_splits(folder: str | Path) -> dict[str, list[dict]]:
+    """Read ``train``, ``validation`` and ``test`` as ``.jsonl`` (preferred) or ``.csv`` from a folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"data.source {str(folder)!r} is not a folder")
+    splits = {}
+    for split in SPLITS:
+        jsonl, csv_path = folder / f"{split}.jsonl", folder / f"{split}.csv"
+        if jsonl.exists():
+            splits[split] = validate_rows(_read_jsonl_rows(jsonl), str(jsonl))
+        elif csv_path.exists():
+            splits[split] = validate_rows(_read_csv_rows(csv_path), str(csv_path))
+        else:
+            raise DataError(f"{folder}: no {split}.jsonl or {split}.csv")
+    return splits
+
+
+def load_hub_splits(name: str, revision: str) -> dict[str, list[dict]]:
+    """Download a DialogSum-layout dataset from the Hugging Face Hub at a pinned revision."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(name, revision=revision)
+    except Exception as err:  # the Hub raises many types; all mean "could not get it"
+        raise DataError(f"could not load dataset {name!r} (revision {revision}) from the Hugging Face Hub: {err}. "
+                        "Offline? Point data.source at a local folder, e.g. ../shared/data/dialogsum") from None
+    splits = {}
+    for split in SPLITS:
+        if split not in ds:
+            raise DataError(f"{name}: the Hub dataset has no {split!r} split (has {', '.join(ds)})")
+        located = [(f"row {i + 1}", dict(r)) for i, r in enumerate(ds[split])]
+        splits[split] = validate_rows(located, f"{name}[{split}]")
+    return splits
+
+
+def load_splits(source: str, revision: str) -> dict[str, list[dict]]:
+    """A local folder if ``source`` is one, else a Hub dataset id."""
+    path = Path(source)
+    if path.is_dir():
+        return load_local_splits(path)
+    if source.startswith((".", "/", "~")) or source.count("/") != 1:
+        raise DataError(f"data.source {source!r} is neither an existing folder nor a Hub id like owner/name")
+    return load_hub_splits(source, revision)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Sampling and statistics
+
+
+def sample_dialogues(rows: list[dict], max_dialogues: int | None, seed: int) -> list[dict]:
+    """Keep ``max_dialogues`` whole dialogues (all their reference rows), chosen by seed, in their original order."""
+    order = list(dict.fromkeys(r["dialogue_id"] for r in rows))
+    if max_dialogues is None or max_dialogues >= len(order):
+        return rows
+    keep = set(random.Random(seed).sample(order, max_dialogues))
+    return [r for r in rows if r["dialogue_id"] in keep]
+
+
+def group_references(rows: Iterable[dict]) -> dict[str, list[dict]]:
+    """dialogue_id → its rows, in first-seen order."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[row["dialogue_id"]].append(row)
+    return dict(groups)
+
+
+PERCENTILES = (5, 25, 50, 75, 95, 100)
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=float)
+    return {f"p{p}": round(float(np.percentile(arr, p)), 1) for p in PERCENTILES} | {"mean": round(float(arr.mean()), 1)}
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def data_stats(splits: dict[str, list[dict]]) -> dict:
+    """Rows per split, unique test dialogues and length percentiles in words (tokens come with the tokenize stage)."""
+    test_groups = group_references(splits["test"])
+    refs = [len(v) for v in test_groups.values()]
+    return {
+        "rows": {s: len(splits[s]) for s in SPLITS},
+        "test_dialogues": len(test_groups),
+        "test_references_per_dialogue": {"min": min(refs), "max": max(refs)},
+        "dialogue_words": {s: percentiles([word_count(r["dialogue"]) for r in splits[s]]) for s in SPLITS},
+        "summary_words": {s: percentiles([word_count(r["summary"]) for r in splits[s]]) for s in SPLITS},
+    }
+
+
+def prepare_splits(source: str, revision: str, seed: int, max_train: int | None, max_validation: int | None,
+                   max_test_dialogues: int | None) -> dict[str, list[dict]]:
+    """Load, validate and cut the splits deterministically (same seed → same rows, in source order)."""
+    splits = load_splits(source, revision)
+    log.info("loaded %s", ", ".join(f"{s}: {len(r)} rows" for s, r in splits.items()))
+    return {
+        "train": sample_dialogues(splits["train"], max_train, seed),
+        "validation": sample_dialogues(splits["validation"], max_validation, seed),
+        "test": sample_dialogues(splits["test"], max_test_dialogues, seed),
+    }

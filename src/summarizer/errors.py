@@ -1,0 +1,16 @@
+"""Errors whose message already tells the user what is wrong: stages print them without a traceback and exit 1."""
+
+
+class ConfigError(ValueError):
+    """A bad params.yaml: the message names the key and the offending value."""
+
+
+class DataError(ValueError):
+    """Bad input data: the message names the file and the row."""
+
+
+class ModelError(RuntimeError):
+    """A model could not be loaded: the message says from where and what to do."""
+
+
+USER_ERRORS = (ConfigError, DataError, ModelError)

@@ -1,0 +1,220 @@
+"""Models: materialise the base summarizer and the toxicity classifier, and load any trained variant.
+
+A model name is one of
+- ``tiny-random-t5`` / ``tiny-random-roberta``: tiny random models built from a config, with a tokenizer trained
+  in seconds on the training text: for offline runs and tests (their scores mean nothing);
+- an existing local folder holding a saved model;
+- a Hugging Face Hub id, loaded at a pinned revision.
+Weights are always safetensors, and remote code is never trusted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from summarizer.config import TinyRobertaConfig, TinyT5Config
+from summarizer.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+TINY_T5 = "tiny-random-t5"
+TINY_ROBERTA = "tiny-random-roberta"
+# Label order of facebook/roberta-hate-speech-dynabench-r4-target, mirrored by the tiny classifier.
+CLASSIFIER_LABELS = ("nothate", "hate")
+
+
+def count_parameters(model) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Tiny random models
+
+
+def train_t5_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int):
+    """A T5-style Unigram tokenizer (<pad>=0, </s>=1, <unk>=2, </s> appended) trained on ``texts``."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"],
+                                      unk_token="<unk>", show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                       special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   model_max_length=model_max_length)
+
+
+def train_roberta_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int):
+    """A RoBERTa-style byte-level BPE tokenizer (<s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                   cls_token="<s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>",
+                                   model_max_length=model_max_length)
+
+
+def build_tiny_t5(cfg: TinyT5Config, tokenizer, seed: int):
+    """A FLAN-T5-shaped model (gated-GELU, untied head) with random weights.
+
+    A small ``initializer_factor`` keeps the initial logits small, so the first losses sit near ln(vocab) instead
+    of ~30 with T5's default initialisation at this width.
+    """
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    config = T5Config(
+        vocab_size=len(tokenizer), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_kv, num_layers=cfg.num_layers,
+        num_decoder_layers=cfg.num_layers, num_heads=cfg.num_heads, feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False, initializer_factor=cfg.initializer_factor,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    return T5ForConditionalGeneration(config)
+
+
+def build_tiny_roberta(cfg: TinyRobertaConfig, tokenizer, max_tokens: int, seed: int):
+    import torch
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    config = RobertaConfig(
+        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
+        max_position_embeddings=max_tokens + 2,  # RoBERTa offsets positions by padding_idx + 1
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=0, eos_token_id=2, num_labels=len(CLASSIFIER_LABELS),
+        id2label=dict(enumerate(CLASSIFIER_LABELS)), label2id={l: i for i, l in enumerate(CLASSIFIER_LABELS)},
+    )
+    torch.manual_seed(seed)
+    return RobertaForSequenceClassification(config)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Materialising the base models into models/
+
+
+def _from_pretrained(loader, name: str, revision: str, **kwargs):
+    """Load from a local folder or the Hub (pinned revision), safetensors only, with an actionable error."""
+    local = Path(name).is_dir()
+    try:
+        return loader.from_pretrained(name, revision=None if local else revision, use_safetensors=True,
+                                      trust_remote_code=False, **kwargs)
+    except Exception as err:  # hub, network and file errors alike
+        where = "folder" if local else f"Hugging Face Hub (revision {revision})"
+        raise ModelError(f"could not load {name!r} from the {where}: {err}. Offline? Use a local folder or the "
+                         f"tiny random models (model.name: {TINY_T5}, classifier.name: {TINY_ROBERTA}).") from None
+
+
+def _tokenizer_from_pretrained(name: str, revision: str):
+    from transformers import AutoTokenizer
+
+    local = Path(name).is_dir()
+    try:
+        return AutoTokenizer.from_pretrained(name, revision=None if local else revision, trust_remote_code=False)
+    except Exception as err:
+        raise ModelError(f"could not load the tokenizer of {name!r}: {err}") from None
+
+
+def _source_of(name: str, tiny: str) -> str:
+    return "tiny-random" if name == tiny else ("local" if Path(name).is_dir() else "hub")
+
+
+def materialize_summarizer(name: str, revision: str, tiny: TinyT5Config, train_texts: Iterable[str],
+                           max_source_tokens: int, seed: int, out_dir: str | Path) -> dict:
+    """Save the base seq2seq model and its tokenizer to ``out_dir``; return what was loaded."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    if name == TINY_T5:
+        tokenizer = train_t5_tokenizer(train_texts, tiny.vocab_size, max_source_tokens)
+        model = build_tiny_t5(tiny, tokenizer, seed)
+    else:
+        tokenizer = _tokenizer_from_pretrained(name, revision)
+        model = _from_pretrained(AutoModelForSeq2SeqLM, name, revision)
+    return _save(model, tokenizer, name, revision, _source_of(name, TINY_T5), out_dir)
+
+
+def materialize_classifier(name: str, revision: str, tiny: TinyRobertaConfig, train_texts: Iterable[str],
+                           max_tokens: int, toxic_label: str, seed: int, out_dir: str | Path) -> dict:
+    """Save the toxicity classifier and its tokenizer to ``out_dir``; check it has the ``toxic_label``."""
+    from transformers import AutoModelForSequenceClassification
+
+    if name == TINY_ROBERTA:
+        tokenizer = train_roberta_tokenizer(train_texts, tiny.vocab_size, max_tokens)
+        model = build_tiny_roberta(tiny, tokenizer, max_tokens, seed)
+    else:
+        tokenizer = _tokenizer_from_pretrained(name, revision)
+        model = _from_pretrained(AutoModelForSequenceClassification, name, revision)
+    labels = set(model.config.id2label.values())
+    if toxic_label not in labels:
+        raise ModelError(f"classifier {name!r} has labels {sorted(labels)}, not classifier.toxic_label "
+                         f"{toxic_label!r}")
+    return _save(model, tokenizer, name, revision, _source_of(name, TINY_ROBERTA), out_dir)
+
+
+def _save(model, tokenizer, name: str, revision: str, source: str, out_dir: str | Path) -> dict:
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    info = {"name": name, "revision": revision if source == "hub" else None, "source": source,
+            "architecture": type(model).__name__, "parameters": count_parameters(model)["total"],
+            "vocab_size": len(tokenizer)}
+    log.info("saved %s (%s, %s parameters) to %s", name, source, f"{info['parameters']:,}", out_dir)
+    return info
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Loading for use
+
+
+def load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def is_adapter(path: str | Path) -> bool:
+    return (Path(path) / "adapter_config.json").exists()
+
+
+def load_summarizer(path: str | Path, base_path: str | Path | None = None, *, device: str = "cpu",
+                    dtype=None):
+    """A saved seq2seq model, or ``base_path`` + the PEFT adapter saved at ``path``; in eval mode on ``device``."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelError(f"no model at {path}: run the stage that writes it (dvc repro)")
+    if is_adapter(path):
+        from peft import PeftModel
+
+        if base_path is None:
+            raise ModelError(f"{path} holds an adapter: its base model folder is needed too")
+        base = AutoModelForSeq2SeqLM.from_pretrained(str(base_path), dtype=dtype, use_safetensors=True)
+        model = PeftModel.from_pretrained(base, str(path))
+    else:
+        model = AutoModelForSeq2SeqLM.from_pretrained(str(path), dtype=dtype, use_safetensors=True)
+    return model.to(device).eval()
+
+
+def load_classifier(path: str | Path, *, device: str = "cpu"):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True)
+    return model.to(device).eval(), AutoTokenizer.from_pretrained(str(path))

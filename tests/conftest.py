@@ -1,0 +1,61 @@
+"""Shared fixtures: offline mode, the project's params with tiny-model overrides, and a tiny prepared workspace."""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+DIALOGSUM = SHARED / "dialogsum"
+LAB2_CSV = SHARED / "lab2-outputs" / "dialogue-summary-training-results.csv"
+SAMPLE = ROOT / "sample_data" / "dialogsum-mini"
+sys.path.insert(0, str(ROOT))  # `import stages.x` and `import scripts.x`
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from demo import deep_merge  # noqa: E402
+
+
+def tiny_params() -> dict:
+    """params.yaml with the demo's overrides: tiny random models, the shipped sample data, CPU."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = deep_merge(raw, yaml.safe_load((ROOT / "demo" / "params-overrides.yaml").read_text()))
+    raw["data"]["source"] = str(SAMPLE)
+    return raw
+
+
+@pytest.fixture
+def params() -> dict:
+    return copy.deepcopy(tiny_params())
+
+
+def write_params(path: Path, raw: dict) -> Path:
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_workspace(tmp_path_factory) -> Path:
+    """prepare_data, base_model, classifier and tokenize run once on the sample data with tiny models."""
+    from stages import base_model, classifier, prepare_data, tokenize_data
+
+    ws = tmp_path_factory.mktemp("ws")
+    p = str(write_params(ws / "params.yaml", tiny_params()))
+    prepare_data.main(["--params", p, "--out", str(ws / "data/prepared"), "--metrics", str(ws / "metrics/data.json")])
+    train = str(ws / "data/prepared/train.jsonl")
+    base_model.main(["--params", p, "--train", train, "--out", str(ws / "models/base"),
+                     "--metrics", str(ws / "metrics/models/base.json")])
+    classifier.main(["--params", p, "--train", train, "--out", str(ws / "models/classifier"),
+                     "--metrics", str(ws / "metrics/models/classifier.json")])
+    tokenize_data.main(["--params", p, "--data", str(ws / "data/prepared"), "--tokenizer", str(ws / "models/base"),
+                        "--out", str(ws / "data/tokenized"), "--metrics", str(ws / "metrics/tokenize.json")])
+    return ws

@@ -1,0 +1,104 @@
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, write_params
+from summarizer.config import ConfigError, load_config, parse_config
+from summarizer.device import RuntimeFacts
+
+
+def test_project_params_load():
+    cfg = load_config(ROOT / "params.yaml")
+    assert cfg.model.name == "google/flan-t5-base"
+    assert cfg.lr == pytest.approx(1e-3)
+    with pytest.raises(Exception):
+        cfg.lr = 2.0  # frozen
+
+
+def test_bare_exponent_is_coerced(params):
+    params["lr"] = "5e-4"  # what PyYAML gives for a bare 5e-4
+    assert parse_config(params, check_device=False).lr == pytest.approx(5e-4)
+
+
+def test_nullable_and_nested(params):
+    params["data"]["max_train_samples"] = 10
+    cfg = parse_config(params, check_device=False)
+    assert cfg.data.max_train_samples == 10 and cfg.data.max_test_dialogues is None
+
+
+def _set(raw, dotted, value):
+    *parents, last = dotted.split(".")
+    for key in parents:
+        raw = raw[key]
+    if value is _DELETE:
+        del raw[last]
+    else:
+        raw[last] = value
+
+
+_DELETE = object()
+
+BAD = [
+    ("lr", -1.0, "lr must be > 0, got -1.0"),
+    ("lr", 0.0, "lr must be > 0, got 0.0"),
+    ("lr", "fast", "lr must be a number, got 'fast'"),
+    ("seed", "abc", "seed must be an integer, got 'abc'"),
+    ("seed", 1.5, "seed must be an integer"),
+    ("typo_key", 1, "unknown key typo_key"),
+    ("data.sorce", "x", "unknown key data.sorce"),
+    ("data.source", _DELETE, "missing key data.source"),
+    ("data.max_train_samples", 0, "data.max_train_samples must be > 0, got 0"),
+    ("generation.top_p", 1.5, "generation.top_p must be a fraction in [0, 1], got 1.5"),
+    ("generation.do_sample", "yes", "generation.do_sample must be true or false"),
+    ("precision", "fp8", "precision must be one of auto, fp32, bf16, fp16; got 'fp8'"),
+    ("prompt.template", "Summarize: {text}", "prompt.template must contain the placeholder {dialogue}"),
+    ("prompt.max_source_tokens", -5, "prompt.max_source_tokens must be > 0, got -5"),
+    ("model", "t5", "model must be a mapping of keys"),
+]
+
+
+@pytest.mark.parametrize("key,value,message", BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
+def test_bad_params_name_the_key(params, key, value, message):
+    _set(params, key, value)
+    with pytest.raises(ConfigError) as err:
+        parse_config(params, check_device=False)
+    assert message in str(err.value)
+    assert str(err.value).startswith("params.yaml: ")
+
+
+NO_GPU = RuntimeFacts(cuda_count=0, cuda_bf16=(), mps_available=False)
+
+
+@pytest.mark.parametrize("device,message", [
+    ("cuda", "device must exist on this machine, got 'cuda' (no CUDA GPU visible)"),
+    ("cuda:3", "got 'cuda:3'"),
+    ("tpu", "device must be one of auto, cpu, cuda, cuda:N, mps; got 'tpu'"),
+    ("mps", "got 'mps'"),
+])
+def test_missing_device_fails_at_load(params, monkeypatch, device, message):
+    monkeypatch.setattr("summarizer.device.runtime_facts", lambda: NO_GPU)
+    params["device"] = device
+    with pytest.raises(ConfigError, match="params.yaml: device") as err:
+        parse_config(params)
+    assert message in str(err.value)
+
+
+def test_precision_checked_against_device(params, monkeypatch):
+    monkeypatch.setattr("summarizer.device.runtime_facts", lambda: NO_GPU)
+    params["device"], params["precision"] = "cpu", "fp16"
+    with pytest.raises(ConfigError, match="precision must be supported by device cpu"):
+        parse_config(params)
+
+
+def test_stage_exits_1_naming_lr(tmp_path, params):
+    """The acceptance check: lr: -1.0 makes a stage fail at once, before loading anything, naming lr."""
+    params["lr"] = -1.0
+    path = write_params(tmp_path / "params.yaml", params)
+    proc = subprocess.run([sys.executable, str(ROOT / "stages/prepare_data.py"), "--params", str(path),
+                           "--out", str(tmp_path / "out"), "--metrics", str(tmp_path / "m.json")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 1
+    assert "params.yaml: lr must be > 0, got -1.0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()

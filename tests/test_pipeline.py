@@ -1,0 +1,52 @@
+"""End to end: the demo runs `dvc repro` on tiny models in its own workspace and leaves the project untouched."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from summarizer.io import read_json
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    work = tmp_path_factory.mktemp("demo") / "ws"
+    before = {name: _digest(ROOT / name) for name in ("params.yaml", "dvc.lock")}
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts/demo.py"), "--workspace", str(work)],
+                          capture_output=True, text=True, timeout=1200, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    after = {name: _digest(ROOT / name) for name in ("params.yaml", "dvc.lock")}
+    return work, proc, before, after
+
+
+def test_demo_leaves_project_untouched(demo):
+    _, _, before, after = demo
+    assert before == after
+
+
+def test_demo_says_scores_are_meaningless(demo):
+    _, proc, _, _ = demo
+    assert proc.stdout.count("MEANINGLESS") >= 2
+
+
+def test_demo_runs_every_stage(demo):
+    work, _, _, _ = demo
+    assert read_json(work / "metrics/data.json")["rows"] == {"train": 30, "validation": 6, "test": 18}
+    assert read_json(work / "metrics/models/base.json")["source"] == "tiny-random"
+    assert (work / "data/tokenized/train.jsonl").exists()
+    assert (work / "dvc.lock").exists()
+
+
+def test_second_repro_runs_nothing(demo):
+    work, _, _, _ = demo
+    proc = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=work, capture_output=True, text=True,
+                          env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0
+    assert "up to date" in proc.stdout, proc.stdout

@@ -1,0 +1,46 @@
+import pytest
+
+from conftest import ROOT
+from summarizer.config import load_config
+from summarizer.prompts import build_few_shot_prompt, build_prompt, fit_few_shot_prompt
+
+CFG = load_config(ROOT / "params.yaml", check_device=False).prompt
+DIALOGUE = "#Person1#: Hi, {braces} stay.\n#Person2#: Hello."
+
+
+def test_instruction_template_exact_text():
+    assert build_prompt(DIALOGUE, CFG.template) == (
+        "Summarize the following conversation.\n\n#Person1#: Hi, {braces} stay.\n#Person2#: Hello.\n\nSummary: ")
+
+
+def test_flan_template_exact_text():
+    assert build_prompt(DIALOGUE, CFG.flan_template) == (
+        "Dialogue:\n\n#Person1#: Hi, {braces} stay.\n#Person2#: Hello.\n\nWhat was going on?\n")
+
+
+def test_few_shot_exact_text():
+    text = build_few_shot_prompt("D", [("A", "sa"), ("B", "sb")], CFG.flan_template)
+    assert text == ("Dialogue:\n\nA\n\nWhat was going on?\nsa\n\n\n"
+                    "Dialogue:\n\nB\n\nWhat was going on?\nsb\n\n\n"
+                    "Dialogue:\n\nD\n\nWhat was going on?\n")
+
+
+def words(text):
+    return len(text.split())
+
+
+def test_few_shot_budget_drops_examples_not_the_dialogue():
+    examples = [("one two three four five", "s1"), ("six seven eight nine ten", "s2")]
+    target = "the dialogue to summarize"
+    full = words(build_few_shot_prompt(target, examples, CFG.flan_template))
+    fitted = fit_few_shot_prompt(target, examples, CFG.flan_template, words, full - 1)
+    assert (fitted.examples_used, fitted.examples_dropped, fitted.dialogue_truncated) == (1, 1, False)
+    assert fitted.text.endswith(build_prompt(target, CFG.flan_template))
+    assert "six seven" not in fitted.text
+    assert fit_few_shot_prompt(target, examples, CFG.flan_template, words, full).examples_used == 2
+
+
+def test_few_shot_dialogue_too_long_is_reported():
+    fitted = fit_few_shot_prompt("a " * 100, [("x", "y")], CFG.flan_template, words, 10)
+    assert fitted.examples_used == 0 and fitted.dialogue_truncated
+    assert fitted.text == build_prompt("a " * 100, CFG.flan_template)

@@ -1,0 +1,24 @@
+from conftest import ROOT
+from summarizer.config import load_config
+from summarizer.io import read_jsonl
+from summarizer.modeling import load_tokenizer
+from summarizer.prompts import build_prompt
+from summarizer.tokenization import tokenize_rows
+
+TEMPLATE = load_config(ROOT / "params.yaml", check_device=False).prompt.template
+
+
+def test_labels_unpadded_and_truncation_counted(tiny_workspace):
+    tok = load_tokenizer(tiny_workspace / "models/base")
+    rows = read_jsonl(tiny_workspace / "data/prepared/train.jsonl")[:8]
+    full = [len(tok(build_prompt(r["dialogue"], TEMPLATE))["input_ids"]) for r in rows]
+    cap = sorted(full)[4]  # about half the prompts exceed it
+    features, stats = tokenize_rows(rows, tok, TEMPLATE, max_source_tokens=cap, max_target_tokens=1000)
+    assert [len(f["input_ids"]) for f in features] == [min(n, cap) for n in full]
+    assert stats["truncated_source_share"] == sum(n > cap for n in full) / len(rows) > 0
+    assert stats["truncated_target_share"] == 0
+    labels = [f["labels"] for f in features]
+    assert len({len(l) for l in labels}) > 1, "labels must not be padded to one length"
+    assert all(tok.pad_token_id not in l and -100 not in l for l in labels)
+    assert all(f["input_ids"][-1] == tok.eos_token_id and f["labels"][-1] == tok.eos_token_id for f in features)
+    assert tok.decode(features[0]["labels"], skip_special_tokens=True).strip() == rows[0]["summary"]
