@@ -52,7 +52,36 @@ def make_workspace(root: Path, work: Path, overrides: list[Path], data: str | No
     if data:
         params["data"]["source"] = str(Path(data).resolve())
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-    subprocess.run(["git", "init", "-q"], cwd=work, check=True)  # DVC needs an SCM root; nothing is committed
+    # DVC needs an SCM root, and dvclive a commit to hang its run on: one local commit of the copied files.
+    git = ["git", "-c", "user.name=demo", "-c", "user.email=demo@localhost", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=work, check=True)
+    subprocess.run([*git, "commit", "-qm", "demo workspace"], cwd=work, check=True)
+
+
+def summary_lines(work: Path) -> list[str]:
+    """A short table of what the demo produced (the metrics/ JSON files hold everything)."""
+    lines = []
+    data = work / "metrics/data.json"
+    if data.exists():
+        rows = json.loads(data.read_text())["rows"]
+        lines.append("data: " + ", ".join(f"{k} {v} rows" for k, v in rows.items()))
+    baseline = work / "metrics/baseline.json"
+    if baseline.exists():
+        lines.append("baseline, greedy, per_reference ROUGE-1 by prompting strategy:")
+        for strategy, block in json.loads(baseline.read_text()).items():
+            if "greedy" in block:
+                lines.append(f"  {strategy:<16} {block['greedy']['per_reference']['rouge1']['mean']:.4f}")
+    evals = sorted((work / "metrics/eval").glob("*.json")) if (work / "metrics/eval").is_dir() else []
+    if evals:
+        lines.append(f"{'variant':<16} {'ROUGE-1':>8} {'ROUGE-L':>8} {'BLEU':>6} {'toxicity':>9}")
+    for path in evals:
+        m = json.loads(path.read_text())
+        if "per_reference" in m:
+            r = m["per_reference"]
+            lines.append(f"{path.stem:<16} {r['rouge1']['mean']:>8.4f} {r['rougeL']['mean']:>8.4f} "
+                         f"{m['bleu']:>6.2f} {m['toxicity']['mean']['mean']:>9.4f}")
+    return lines
 
 
 def main(argv=None) -> int:
@@ -71,9 +100,7 @@ def main(argv=None) -> int:
     env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, env=env, check=True)
     print("\n" + BANNER)
-    for path in sorted((work / "metrics").rglob("*.json")):
-        print(f"\n== {path.relative_to(work)}")
-        print(json.dumps(json.loads(path.read_text()), indent=1)[:1500])
+    print("\n".join(summary_lines(work)))
     print(f"\nOutputs are in {work} (data/, models/, metrics/, plots/). {BANNER}")
     return 0
 

@@ -50,3 +50,27 @@ def test_second_repro_runs_nothing(demo):
                           env=os.environ | {"HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0
     assert "up to date" in proc.stdout, proc.stdout
+
+
+def test_every_variant_is_evaluated_and_compared(demo):
+    work, _, _, _ = demo
+    for variant in ("base", "full", "lora", "prompt_tuning"):
+        assert read_json(work / f"metrics/eval/{variant}.json")["variant"] == variant
+    comparison = read_json(work / "metrics/eval/comparison.json")
+    assert comparison["reference"] == "base"
+    assert set(comparison) == {"reference", "full", "lora", "prompt_tuning"}
+    for method in ("full", "lora", "prompt_tuning"):
+        assert read_json(work / f"metrics/train/{method}.json")["steps"] == 4
+        assert (work / f"dvclive/{method}/plots/metrics/loss.tsv").exists()
+
+
+def test_lr_sweep_reruns_only_the_full_chain(demo):
+    """`dvc exp run -S lr=5e-4` exactly as users type it: only finetune@full, evaluate@full and the aggregate."""
+    work, _, _, _ = demo
+    proc = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "-S", "lr=5e-4"], cwd=work,
+                          capture_output=True, text=True, timeout=900, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ran = {line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("Running stage")}
+    # compare reruns only if full's predictions changed (a random tiny model may predict the same text)
+    assert {"finetune@full", "evaluate@full"} <= ran <= {"finetune@full", "evaluate@full", "compare"}, ran
+    assert read_json(work / "metrics/train/full.json")["learning_rate"] == 5e-4

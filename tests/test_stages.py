@@ -1,6 +1,8 @@
 """Smoke tests of each stage on the tiny models and the shipped sample data (seconds each)."""
 
 import hashlib
+
+import pytest
 import json
 
 from conftest import write_params, tiny_params
@@ -62,3 +64,76 @@ def test_prepare_and_tokenize_are_byte_identical_across_runs(tiny_workspace, tmp
                             "--metrics", str(out / "tokenize.json")])
     assert _hashes(tmp_path / "a") == _hashes(tmp_path / "b")
     assert len(read_jsonl(tmp_path / "a/prepared/train.jsonl")) == 20
+
+
+def test_baseline_stage(tiny_workspace, tmp_path):
+    from stages import baseline
+
+    raw = tiny_params()
+    raw["baseline"]["max_dialogues"] = 3
+    raw["baseline"]["settings"] = [{"name": "greedy", "do_sample": False},
+                                   {"name": "sample_t05", "do_sample": True, "temperature": 0.5}]
+    raw["generation"]["max_new_tokens"] = 8
+    p = str(write_params(tmp_path / "params.yaml", raw))
+    baseline.main(["--params", p, "--data", str(tiny_workspace / "data/prepared"), "--model",
+                   str(tiny_workspace / "models/base"), "--out", str(tmp_path / "pred.jsonl"),
+                   "--metrics", str(tmp_path / "baseline.json")])
+    metrics = read_json(tmp_path / "baseline.json")
+    assert list(metrics) == ["none", "zero_shot", "zero_shot_flan", "one_shot", "few_shot"]
+    for strategy, block in metrics.items():
+        assert set(block) == {"prompts", "greedy", "sample_t05"}
+        assert block["prompts"]["dialogues"] == 3
+        for setting in ("greedy", "sample_t05"):
+            m = block[setting]
+            assert m["n_dialogues"] == 3 and m["n_rows"] == 9
+            for protocol in ("per_reference", "best_of_refs"):
+                r1 = m[protocol]["rouge1"]
+                assert 0 <= r1["ci_low"] <= r1["mean"] <= r1["ci_high"] <= 1
+    few = metrics["few_shot"]["prompts"]  # the tiny tokenizer needs ~120 tokens per sample dialogue: some drop
+    assert few["examples_used_mean"] * 3 + few["examples_dropped"] == pytest.approx(3 * 3, abs=0.01)
+    assert few["dialogues_truncated"] == 0  # the dialogue to summarize is never what gets cut
+    records = read_jsonl(tmp_path / "pred.jsonl")
+    assert len(records) == 5 * 2 * 3
+    assert {len(r["references"]) for r in records} == {3}
+    assert set(records[0]["scores"]) == {"per_reference", "best_of_refs"}
+
+
+def test_demonstrations_come_from_train_only(tiny_workspace):
+    from summarizer.evaluation import to_dialogues
+    from summarizer.prompts import EXAMPLE_SEPARATOR, strategy_prompts
+
+    cfg = tiny_params()["prompt"]
+    train = read_jsonl(tiny_workspace / "data/prepared/train.jsonl")
+    test = to_dialogues(read_jsonl(tiny_workspace / "data/prepared/test.jsonl"))
+    prompts, stats = strategy_prompts(
+        "few_shot", [(d.dialogue_id, d.dialogue) for d in test], [(r["dialogue"], r["summary"]) for r in train],
+        template=cfg["template"], flan_template=cfg["flan_template"], few_shot_examples=3, seed=0,
+        count_tokens=lambda t: len(t.split()), max_tokens=10_000)
+    train_dialogues = {r["dialogue"] for r in train}
+    for d, prompt in zip(test, prompts):
+        *shots, target = prompt.split(EXAMPLE_SEPARATOR)
+        assert d.dialogue in target and len(shots) == 3
+        for shot in shots:
+            assert any(t in shot for t in train_dialogues)
+            assert not any(x.dialogue in shot for x in test)
+    assert stats["examples_dropped"] == 0
+
+
+def test_evaluate_stage(tiny_workspace, tmp_path):
+    from stages import evaluate
+
+    raw = tiny_params()
+    raw["generation"]["max_new_tokens"] = 8
+    p = str(write_params(tmp_path / "params.yaml", raw))
+    ws = tiny_workspace
+    evaluate.main(["--params", p, "--variant", "base", "--model", str(ws / "models/base"),
+                   "--base-model", str(ws / "models/base"), "--classifier", str(ws / "models/classifier"),
+                   "--test", str(ws / "data/prepared/test.jsonl"), "--out", str(tmp_path / "base.jsonl"),
+                   "--metrics", str(tmp_path / "base.json")])
+    m = read_json(tmp_path / "base.json")
+    assert m["variant"] == "base" and m["n_dialogues"] == 6 and m["n_rows"] == 18
+    assert 0 <= m["toxicity"]["mean"]["ci_low"] <= m["toxicity"]["mean"]["mean"] <= m["toxicity"]["mean"]["ci_high"] <= 1
+    assert m["toxicity"]["std"] >= 0
+    assert {"bleu", "length_words", "empty_share", "per_reference", "best_of_refs"} <= set(m)
+    records = read_jsonl(tmp_path / "base.jsonl")
+    assert len(records) == 6 and all(0 <= r["toxicity"] <= 1 for r in records)

@@ -9,6 +9,7 @@ value, e.g. ``params.yaml: lr must be > 0, got -1.0``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import string
 import types
 import typing
@@ -48,6 +49,14 @@ def _template(v: str) -> str | None:
 
 def _non_empty(v: Any) -> str | None:
     return None if v else "not be empty"
+
+
+def _unique_names(v: tuple) -> str | None:
+    names = [x.name for x in v]
+    if len(set(names)) != len(names):
+        return "have unique names"
+    bad = [n for n in names if not re.fullmatch(r"[A-Za-z0-9_]+", n)]
+    return f"have names of letters, digits and _ only (DVC joins metric keys with dots): {bad}" if bad else None
 
 
 def checked(*checks: Check, **kwargs: Any) -> Any:
@@ -130,6 +139,90 @@ class GenerationConfig:
     repetition_penalty: float = checked(_gt(0))
 
 
+STRATEGIES = ("none", "zero_shot", "zero_shot_flan", "one_shot", "few_shot")
+
+
+@dataclass(frozen=True)
+class GenerationSetting:
+    """A named variation of ``generation``: only the fields given here change."""
+
+    name: str = checked(_non_empty)
+    do_sample: bool | None = None
+    temperature: float | None = checked(_gt(0), default=None)
+    num_beams: int | None = checked(_gt(0), default=None)
+    top_k: int | None = checked(_ge(0), default=None)
+    top_p: float | None = checked(_fraction, _gt(0), default=None)
+
+    def overrides(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "name" and getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    max_dialogues: int | None = checked(_gt(0))
+    strategies: tuple[Literal[STRATEGIES], ...] = checked(_non_empty)  # type: ignore[valid-type]
+    few_shot_examples: int = checked(_ge(2))
+    settings: tuple[GenerationSetting, ...] = checked(_non_empty, _unique_names)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    max_dialogues: int | None = checked(_gt(0))
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    bootstrap_resamples: int = checked(_ge(100))
+    confidence: float = checked(_fraction, _gt(0))
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """What every fine-tuning method sets for itself, so that a sweep of one method reruns only its chain."""
+
+    batch_size: int = checked(_gt(0))
+    grad_accum_steps: int = checked(_gt(0))
+    epochs: float = checked(_gt(0))
+    max_steps: int | None = checked(_gt(0))  # overrides epochs when set
+    warmup_ratio: float = checked(_fraction)
+    weight_decay: float = checked(_ge(0))
+
+
+@dataclass(frozen=True)
+class FullConfig(MethodConfig):
+    """Full fine-tuning; its learning rate is the top-level ``lr``."""
+
+
+@dataclass(frozen=True)
+class LoraConfig(MethodConfig):
+    lr: float = checked(_gt(0))
+    r: int = checked(_gt(0))
+    alpha: int = checked(_gt(0))
+    dropout: float = checked(_fraction)
+    target_modules: tuple[str, ...] = checked(_non_empty)
+
+
+@dataclass(frozen=True)
+class PromptTuningConfig(MethodConfig):
+    lr: float = checked(_gt(0))
+    num_virtual_tokens: int = checked(_gt(0))
+    init_text: str = checked(_non_empty)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Shared by the three methods: evaluation, checkpoints, logging, batching and processes."""
+
+    eval_steps: int | None = checked(_gt(0))  # null: validate once per epoch
+    save_steps: int | None = checked(_gt(0))  # null: checkpoint once per epoch
+    save_total_limit: int = checked(_gt(0))
+    logging_steps: int = checked(_gt(0))
+    group_by_length: bool = field()
+    eval_batch_size: int = checked(_gt(0))
+    num_processes: int = checked(_gt(0))
+
+
 @dataclass(frozen=True)
 class Config:
     seed: int = checked(_ge(0))
@@ -141,6 +234,19 @@ class Config:
     classifier: ClassifierConfig = field()
     prompt: PromptConfig = field()
     generation: GenerationConfig = field()
+    scoring: ScoringConfig = field()
+    baseline: BaselineConfig = field()
+    evaluate: EvaluateConfig = field()
+    training: TrainingConfig = field()
+    full: FullConfig = field()
+    lora: LoraConfig = field()
+    prompt_tuning: PromptTuningConfig = field()
+
+    def method(self, name: str) -> MethodConfig:
+        return {"full": self.full, "lora": self.lora, "prompt_tuning": self.prompt_tuning}[name]
+
+    def method_lr(self, name: str) -> float:
+        return self.lr if name == "full" else self.method(name).lr  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -162,6 +268,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return _coerce(value, inner, key)
     if origin is Literal:
         choices = typing.get_args(tp)
+        if len(choices) == 1 and isinstance(choices[0], tuple):  # Literal[TUPLE_CONSTANT]
+            choices = choices[0]
         if value not in choices:
             raise ConfigError(f"params.yaml: {key} must be one of {', '.join(map(str, choices))}; got {value!r}")
         return value
@@ -209,6 +317,9 @@ def _build(cls: type, mapping: Any, prefix: str) -> Any:
     for name, f in fields.items():
         key = f"{prefix}.{name}" if prefix else name
         if name not in mapping:
+            if f.default is not dataclasses.MISSING:  # only small optional overrides have defaults
+                values[name] = f.default
+                continue
             raise ConfigError(f"params.yaml: missing key {key}")
         value = _coerce(mapping[name], hints[name], key)
         for check in f.metadata.get("checks", ()):

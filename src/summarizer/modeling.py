@@ -72,7 +72,10 @@ def train_roberta_tokenizer(texts: Iterable[str], vocab_size: int, model_max_len
 
 
 def build_tiny_t5(cfg: TinyT5Config, tokenizer, seed: int):
-    """A FLAN-T5-shaped model (gated-GELU, untied head) with random weights.
+    """A FLAN-T5-shaped model (gated-GELU, T5 v1.1 output scaling) with random weights.
+
+    (transformers 5 always ties a newly built T5's head to its embeddings; the real FLAN-T5 checkpoints keep their
+    own lm_head when loaded, which makes no difference to how this project uses the tiny model.)
 
     A small ``initializer_factor`` keeps the initial logits small, so the first losses sit near ln(vocab) instead
     of ~30 with T5's default initialisation at this width.

@@ -1,0 +1,90 @@
+"""Generation throughput: the course notebooks' one-at-a-time loop against the shared batched function.
+
+Same model (flan-t5-small's architecture with random weights: no Hub here), same 64 DialogSum test dialogues in the
+instruction prompt, same number of new tokens for every output (min_new_tokens = max_new_tokens), so the two loops
+do identical decoding work and only the batching differs.
+
+    python benchmarks/generation.py [--data ../shared/data/dialogsum] [--n 64] [--batch-size 16] [--new-tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from summarizer.config import load_config
+from summarizer.evaluation import to_dialogues
+from summarizer.generation import build_generation_config, generate_batched
+from summarizer.data import load_local_splits
+from summarizer.modeling import train_t5_tokenizer
+from summarizer.prompts import build_prompt
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def flan_t5_small_random(tokenizer):
+    """google/flan-t5-small's configuration (8+8 layers, d_model 512, 6 heads, gated-GELU), random weights."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    config = T5Config(vocab_size=32128, d_model=512, d_ff=1024, d_kv=64, num_layers=8, num_decoder_layers=8,
+                      num_heads=6, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                      decoder_start_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    return T5ForConditionalGeneration(config).eval()
+
+
+def one_at_a_time(model, tokenizer, prompts, generation_config, max_source_tokens):
+    """The course labs' loop: tokenize, generate and decode each dialogue on its own."""
+    out = []
+    with torch.inference_mode():
+        for prompt in prompts:
+            ids = tokenizer(prompt, return_tensors="pt", truncation=True, max_length=max_source_tokens).input_ids
+            generated = model.generate(input_ids=ids, generation_config=generation_config)
+            out.append(tokenizer.decode(generated[0], skip_special_tokens=True))
+    return out
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(ROOT.parent / "shared/data/dialogsum"), help="a DialogSum-layout folder")
+    p.add_argument("--n", type=int, default=64, help="test dialogues")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--new-tokens", type=int, default=64)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = load_config(ROOT / "params.yaml", check_device=False)
+    splits = load_local_splits(args.data)
+    train = splits["train"][:2000]
+    tokenizer = train_t5_tokenizer([r["dialogue"] for r in train], 8000, cfg.prompt.max_source_tokens)
+    model = flan_t5_small_random(tokenizer)
+    dialogues = to_dialogues(splits["test"])[: args.n]
+    prompts = [build_prompt(d.dialogue, cfg.prompt.template) for d in dialogues]
+    gen = build_generation_config(dataclasses.replace(cfg.generation, max_new_tokens=args.new_tokens,
+                                                      min_new_tokens=args.new_tokens), model.config)
+
+    start = time.perf_counter()
+    single = one_at_a_time(model, tokenizer, prompts, gen, cfg.prompt.max_source_tokens)
+    t_single = time.perf_counter() - start
+    start = time.perf_counter()
+    batched = generate_batched(model, tokenizer, prompts, gen, batch_size=args.batch_size,
+                               max_source_tokens=cfg.prompt.max_source_tokens, desc="batched")
+    t_batched = time.perf_counter() - start
+    result = {
+        "dialogues": len(prompts), "new_tokens": args.new_tokens, "batch_size": args.batch_size,
+        "threads": args.threads, "one_at_a_time_dialogues_per_s": round(len(prompts) / t_single, 3),
+        "batched_dialogues_per_s": round(len(prompts) / t_batched, 3), "speedup": round(t_single / t_batched, 2),
+        "identical_outputs": sum(a == b for a, b in zip(single, batched)),
+    }
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""One ``Seq2SeqTrainer``-based training function for the three methods; they differ only in how the model is wrapped.
+
+- ``full``: every weight is trained.
+- ``lora``: peft LoRA adapters on ``target_modules``; the adapter alone is saved.
+- ``prompt_tuning``: peft soft-prompt tuning; the virtual-token embeddings alone are saved.
+
+Batches are padded dynamically (``DataCollatorForSeq2Seq``; labels padded with -100 so padding carries no loss),
+optionally grouped by length. Checkpoints go to a folder outside the DVC output (DVC deletes outputs before a
+stage runs), so an interrupted stage resumes from its last checkpoint when rerun with the same settings; a
+finished stage removes its checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from summarizer.config import LoraConfig, MethodConfig, PromptTuningConfig, TrainingConfig
+from summarizer.device import Runtime
+from summarizer.modeling import count_parameters
+
+log = logging.getLogger(__name__)
+
+METHODS = ("full", "lora", "prompt_tuning")
+LABEL_PAD = -100  # ignored by the cross-entropy loss
+FINGERPRINT = "run-fingerprint.json"
+
+
+def wrap_model(model, method: str, hp: MethodConfig, tokenizer_path: str | Path):
+    """The base model as the method trains it."""
+    if method == "full":
+        return model
+    from peft import TaskType, get_peft_model
+
+    if method == "lora":
+        assert isinstance(hp, LoraConfig)
+        from peft import LoraConfig as PeftLoraConfig
+
+        config = PeftLoraConfig(task_type=TaskType.SEQ_2_SEQ_LM, r=hp.r, lora_alpha=hp.alpha,
+                                lora_dropout=hp.dropout, target_modules=list(hp.target_modules), bias="none")
+    elif method == "prompt_tuning":
+        assert isinstance(hp, PromptTuningConfig)
+        from peft import PromptTuningConfig as PeftPromptTuningConfig, PromptTuningInit
+
+        config = PeftPromptTuningConfig(task_type=TaskType.SEQ_2_SEQ_LM, num_virtual_tokens=hp.num_virtual_tokens,
+                                        prompt_tuning_init=PromptTuningInit.TEXT,
+                                        prompt_tuning_init_text=hp.init_text,
+                                        tokenizer_name_or_path=str(tokenizer_path))
+    else:
+        raise ValueError(f"unknown method {method!r} (one of {', '.join(METHODS)})")
+    return get_peft_model(model, config)
+
+
+def make_collator(tokenizer, model, runtime: Runtime):
+    from transformers import DataCollatorForSeq2Seq
+
+    # Multiples of 8 let GPU tensor cores work on whole tiles; on a CPU they would only add padding.
+    return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=LABEL_PAD,
+                                  pad_to_multiple_of=8 if runtime.device.startswith("cuda") else None)
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    method: str
+    lr: float
+    hp: MethodConfig
+    shared: TrainingConfig
+    seed: int
+
+
+def fingerprint(request: TrainRequest, inputs: dict[str, str]) -> str:
+    """Identifies a training run: a checkpoint is resumed only by a run with the same settings and inputs."""
+    blob = json.dumps({"request": asdict(request), "inputs": inputs}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def last_checkpoint(checkpoint_dir: Path, expected: str) -> str | None:
+    """The newest checkpoint of the same run, or None (a checkpoint of other settings is discarded)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not checkpoint_dir.is_dir():
+        return None
+    stamp = checkpoint_dir / FINGERPRINT
+    if not stamp.exists() or json.loads(stamp.read_text())["fingerprint"] != expected:
+        log.info("discarding checkpoints in %s: they belong to other settings", checkpoint_dir)
+        shutil.rmtree(checkpoint_dir)
+        return None
+    return get_last_checkpoint(str(checkpoint_dir))
+
+
+def load_features(path: str | Path):
+    from datasets import Dataset
+
+    from summarizer.io import read_jsonl
+
+    rows = read_jsonl(path)
+    return Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows], "labels": [r["labels"] for r in rows],
+                              "length": [len(r["input_ids"]) for r in rows]})
+
+
+def training_arguments(request: TrainRequest, runtime: Runtime, checkpoint_dir: Path):
+    from transformers import Seq2SeqTrainingArguments
+
+    hp, shared = request.hp, request.shared
+    per_epoch = shared.eval_steps is None
+    save_per_epoch = shared.save_steps is None
+    return Seq2SeqTrainingArguments(
+        output_dir=str(checkpoint_dir),
+        learning_rate=request.lr,
+        per_device_train_batch_size=hp.batch_size,
+        per_device_eval_batch_size=shared.eval_batch_size,
+        gradient_accumulation_steps=hp.grad_accum_steps,
+        num_train_epochs=hp.epochs,
+        max_steps=hp.max_steps or -1,
+        warmup_steps=hp.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps in transformers 5
+        weight_decay=hp.weight_decay,
+        eval_strategy="epoch" if per_epoch else "steps",
+        eval_steps=None if per_epoch else shared.eval_steps,
+        save_strategy="epoch" if save_per_epoch else "steps",
+        save_steps=None if save_per_epoch else shared.save_steps,
+        save_total_limit=shared.save_total_limit,
+        logging_strategy="steps",
+        logging_steps=shared.logging_steps,
+        logging_first_step=True,
+        train_sampling_strategy="group_by_length" if shared.group_by_length else "random",
+        length_column_name="length",
+        bf16=runtime.precision == "bf16",
+        fp16=runtime.precision == "fp16",
+        use_cpu=runtime.device == "cpu",
+        seed=request.seed,
+        data_seed=request.seed,
+        report_to="none",  # the DVCLive callback is added explicitly, configured not to touch dvc.yaml
+        remove_unused_columns=False,
+        predict_with_generate=False,
+        dataloader_pin_memory=runtime.device.startswith("cuda"),
+        disable_tqdm=False,
+    )
+
+
+def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Path, out_dir: str | Path,
+          checkpoint_dir: str | Path, live_dir: str | Path, runtime: Runtime, stop_after_steps: int | None = None,
+          ) -> dict:
+    """Train one method and save the model (full) or adapter (PEFT) to ``out_dir``; return summary metrics.
+
+    ``stop_after_steps`` ends training early as if interrupted (checkpoints kept): for the resume test.
+    """
+    from dvclive import Live
+    from transformers import AutoModelForSeq2SeqLM, Seq2SeqTrainer, TrainerCallback
+    from transformers.integrations import DVCLiveCallback
+
+    from summarizer.io import write_json
+    from summarizer.modeling import load_tokenizer
+
+    base_dir, out_dir, checkpoint_dir = Path(base_dir), Path(out_dir), Path(checkpoint_dir)
+    tokenizer = load_tokenizer(base_dir)
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), use_safetensors=True)
+    model = wrap_model(model, request.method, request.hp, base_dir)
+    params = count_parameters(model)
+    log.info("%s: %s of %s parameters trainable (%.2f%%)", request.method, f"{params['trainable']:,}",
+             f"{params['total']:,}", 100 * params["trainable"] / params["total"])
+    train_set = load_features(Path(features_dir) / "train.jsonl")
+    eval_set = load_features(Path(features_dir) / "validation.jsonl")
+
+    inputs = {"base": _dir_digest(base_dir), "features": _dir_digest(Path(features_dir))}
+    stamp = fingerprint(request, inputs)
+    resume = last_checkpoint(checkpoint_dir, stamp)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    write_json(checkpoint_dir / FINGERPRINT, {"fingerprint": stamp})
+    if resume:
+        log.info("resuming from %s", resume)
+
+    # dvcyaml=False and save_dvc_exp=False: otherwise dvclive rewrites dvc.yaml and creates experiments itself.
+    live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=bool(resume), report=None)
+    callbacks = [_step_aligned(DVCLiveCallback)(live=live, log_model=False)]
+    if stop_after_steps:
+        callbacks.append(_stop_at(stop_after_steps, TrainerCallback))
+    trainer = Seq2SeqTrainer(model=model, args=training_arguments(request, runtime, checkpoint_dir),
+                             train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
+                             data_collator=make_collator(tokenizer, model, runtime), callbacks=callbacks)
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume)
+    elapsed = time.perf_counter() - start
+    if stop_after_steps and trainer.state.global_step < trainer.state.max_steps:
+        live.end()  # like a crash: checkpoints stay, no final output is written
+        return {"interrupted_at_step": trainer.state.global_step}
+    final_eval = trainer.evaluate()
+    live.end()
+
+    if trainer.is_world_process_zero():
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        # The whole model for `full` (with its tokenizer), only the adapter for PEFT methods.
+        trainer.save_model(str(out_dir))
+        (out_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; the metrics JSON records the settings
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # a finished stage leaves only its final outputs
+
+    history = trainer.state.log_history
+    train_losses = [h["loss"] for h in history if "loss" in h]
+    return {
+        "method": request.method,
+        "learning_rate": request.lr,
+        "trainable_parameters": params["trainable"],
+        "total_parameters": params["total"],
+        "trainable_share": round(params["trainable"] / params["total"], 6),
+        "steps": trainer.state.global_step,
+        "epochs": round(trainer.state.epoch or 0.0, 4),
+        "train_loss_first": round(train_losses[0], 4) if train_losses else None,
+        "train_loss_last": round(train_losses[-1], 4) if train_losses else None,
+        "train_loss_mean": round(result.training_loss, 4),
+        "eval_loss": round(final_eval["eval_loss"], 4),
+        "train_runtime_s": round(result.metrics.get("train_runtime", elapsed), 2),
+        "train_samples_per_s": round(result.metrics.get("train_samples_per_second", 0.0), 3),
+        "resumed_from_step": int(Path(resume).name.split("-")[-1]) if resume else 0,
+        "device": runtime.device,
+        "precision": runtime.precision,
+    }
+
+
+def _step_aligned(base):
+    class StepAlignedDVCLive(base):
+        """DVCLive's callback counts log events as steps; plot against the optimizer step instead, so that train
+        and validation curves share an axis and a resumed run continues where it stopped."""
+
+        def on_log(self, args, state, control, model=None, logs=None, **kwargs):
+            if self.live is not None:
+                self.live.step = state.global_step
+            return super().on_log(args, state, control, model=model, logs=logs, **kwargs)
+
+    return StepAlignedDVCLive
+
+
+def _stop_at(step: int, base):
+    class StopAt(base):
+        """Stops training after ``step`` optimizer steps, saving a checkpoint first (simulates an interruption)."""
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= step:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    return StopAt()
+
+
+def _dir_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(path.relative_to(folder).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()

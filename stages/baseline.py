@@ -1,0 +1,61 @@
+"""Stage baseline: the base model with every prompting strategy × generation setting, scored on the test split."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from summarizer.config import load_config
+from summarizer.data import sample_dialogues
+from summarizer.device import select_runtime
+from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues
+from summarizer.generation import build_generation_config, generate_batched
+from summarizer.io import read_jsonl, write_json, write_jsonl
+from summarizer.modeling import load_summarizer, load_tokenizer
+from summarizer.prompts import strategy_prompts
+from summarizer.stage import parser, run_stage
+
+log = logging.getLogger("summarizer.baseline")
+
+
+def main(argv=None) -> None:
+    p = parser(__doc__)
+    p.add_argument("--data", default="data/prepared", help="folder with train.jsonl (examples) and test.jsonl")
+    p.add_argument("--model", default="models/base")
+    p.add_argument("--out", default="data/baseline/predictions.jsonl")
+    p.add_argument("--metrics", default="metrics/baseline.json")
+    args = p.parse_args(argv)
+    cfg = load_config(args.params)
+    runtime = select_runtime(cfg.device, cfg.precision)
+    test = sample_dialogues(read_jsonl(Path(args.data) / "test.jsonl"), cfg.baseline.max_dialogues, cfg.seed)
+    dialogues = to_dialogues(test)
+    pool = [(r["dialogue"], r["summary"]) for r in read_jsonl(Path(args.data) / "train.jsonl")]
+    tokenizer = load_tokenizer(args.model)
+    model = load_summarizer(args.model, device=runtime.device, dtype=runtime.torch_dtype)
+    count_tokens = lambda text: len(tokenizer(text, verbose=False)["input_ids"])  # noqa: E731
+    sc, pc = cfg.scoring, cfg.prompt
+
+    metrics, records = {}, []
+    for strategy in cfg.baseline.strategies:
+        prompts, prompt_stats = strategy_prompts(
+            strategy, [(d.dialogue_id, d.dialogue) for d in dialogues], pool, template=pc.template,
+            flan_template=pc.flan_template, few_shot_examples=cfg.baseline.few_shot_examples, seed=cfg.seed,
+            count_tokens=count_tokens, max_tokens=pc.max_source_tokens)
+        metrics[strategy] = {"prompts": prompt_stats}
+        for setting in cfg.baseline.settings:
+            gen = build_generation_config(cfg.generation, model.config, **setting.overrides())
+            preds = generate_batched(model, tokenizer, prompts, gen, batch_size=cfg.generation.batch_size,
+                                     max_source_tokens=pc.max_source_tokens, seed=cfg.seed,
+                                     desc=f"{strategy}/{setting.name}")
+            metrics[strategy][setting.name], scores = evaluate_system(
+                dialogues, preds, resamples=sc.bootstrap_resamples, confidence=sc.confidence, seed=cfg.seed)
+            records += prediction_records(dialogues, preds, scores, strategy=strategy, setting=setting.name)
+            r = metrics[strategy][setting.name]["per_reference"]
+            log.info("%s/%s: ROUGE-1 %.4f, ROUGE-L %.4f (per_reference)", strategy, setting.name,
+                     r["rouge1"]["mean"], r["rougeL"]["mean"])
+    write_jsonl(args.out, records)
+    write_json(args.metrics, metrics)
+
+
+if __name__ == "__main__":
+    run_stage(main)

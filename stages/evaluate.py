@@ -1,0 +1,67 @@
+"""Stage evaluate: one model variant on the test split — ROUGE (both protocols), BLEU, length and toxicity."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from summarizer.config import load_config
+from summarizer.data import sample_dialogues
+from summarizer.device import select_runtime
+from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues
+from summarizer.generation import build_generation_config, generate_batched
+from summarizer.io import read_jsonl, write_json, write_jsonl
+from summarizer.modeling import load_classifier, load_summarizer, load_tokenizer
+from summarizer.prompts import build_prompt
+from summarizer.scoring import bootstrap_ci
+from summarizer.stage import parser, run_stage
+from summarizer.toxicity import ToxicityScorer
+
+log = logging.getLogger("summarizer.evaluate")
+
+
+def main(argv=None) -> None:
+    p = parser(__doc__)
+    p.add_argument("--variant", required=True, help="name recorded in the outputs (base, full, lora, ...)")
+    p.add_argument("--model", required=True, help="a saved model, or a PEFT adapter over --base-model")
+    p.add_argument("--base-model", default="models/base", help="tokenizer, and base of an adapter")
+    p.add_argument("--classifier", default="models/classifier")
+    p.add_argument("--test", default="data/prepared/test.jsonl")
+    p.add_argument("--out", required=True, help="per-dialogue predictions (.jsonl)")
+    p.add_argument("--metrics", required=True)
+    args = p.parse_args(argv)
+    cfg = load_config(args.params)
+    runtime = select_runtime(cfg.device, cfg.precision)
+    dialogues = to_dialogues(sample_dialogues(read_jsonl(args.test), cfg.evaluate.max_dialogues, cfg.seed))
+    tokenizer = load_tokenizer(args.base_model)
+    model = load_summarizer(args.model, args.base_model, device=runtime.device, dtype=runtime.torch_dtype)
+    prompts = [build_prompt(d.dialogue, cfg.prompt.template) for d in dialogues]
+    preds = generate_batched(model, tokenizer, prompts, build_generation_config(cfg.generation, model.config),
+                             batch_size=cfg.generation.batch_size, max_source_tokens=cfg.prompt.max_source_tokens,
+                             seed=cfg.seed, desc=f"evaluate {args.variant}")
+    del model
+
+    sc, c = cfg.scoring, cfg.classifier
+    metrics, scores = evaluate_system(dialogues, preds, resamples=sc.bootstrap_resamples, confidence=sc.confidence,
+                                      seed=cfg.seed)
+    classifier, cls_tokenizer = load_classifier(args.classifier, device=runtime.device)
+    toxicity = ToxicityScorer(classifier, cls_tokenizer, toxic_label=c.toxic_label, nontoxic_label=c.nontoxic_label,
+                              max_tokens=c.max_tokens, batch_size=c.batch_size).toxic_probability(preds)
+    metrics["toxicity"] = {
+        "mean": {k: round(v, 6) for k, v in bootstrap_ci(toxicity, resamples=sc.bootstrap_resamples,
+                                                          confidence=sc.confidence, seed=cfg.seed).items()},
+        "std": round(float(np.std(toxicity)), 6),
+    }
+    records = prediction_records(dialogues, preds, scores, variant=args.variant)
+    for record, tox in zip(records, toxicity):
+        record["toxicity"] = float(tox)
+    write_jsonl(args.out, records)
+    write_json(args.metrics, {"variant": args.variant} | metrics)
+    log.info("%s: ROUGE-1 %.4f, ROUGE-L %.4f (per_reference), toxicity %.4f", args.variant,
+             metrics["per_reference"]["rouge1"]["mean"], metrics["per_reference"]["rougeL"]["mean"],
+             metrics["toxicity"]["mean"]["mean"])
+
+
+if __name__ == "__main__":
+    run_stage(main)

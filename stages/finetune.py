@@ -1,0 +1,58 @@
+"""Stage finetune@<method>: train full / lora / prompt_tuning with the shared Seq2SeqTrainer function.
+
+With ``training.num_processes`` > 1 the stage re-launches itself under ``accelerate launch`` (one process per GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+
+from summarizer.config import load_config
+from summarizer.device import select_runtime
+from summarizer.io import write_json
+from summarizer.stage import parser, run_stage
+from summarizer.training import METHODS, TrainRequest, train
+
+log = logging.getLogger("summarizer.finetune")
+
+
+def main(argv=None) -> None:
+    p = parser(__doc__)
+    p.add_argument("--method", choices=METHODS, required=True)
+    p.add_argument("--base-model", default="models/base")
+    p.add_argument("--features", default="data/tokenized")
+    p.add_argument("--out", required=True, help="the trained model (full) or adapter (lora, prompt_tuning)")
+    p.add_argument("--checkpoints", required=True, help="kept only while training, for resume")
+    p.add_argument("--live", required=True, help="dvclive folder: loss curves")
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)  # the resume test
+    args = p.parse_args(argv)
+    cfg = load_config(args.params)
+
+    procs = cfg.training.num_processes
+    if procs > 1 and "ACCELERATE_LAUNCHED" not in os.environ and "LOCAL_RANK" not in os.environ:
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(procs),
+               *(["--cpu"] if cfg.device == "cpu" else []), sys.argv[0], *(argv or sys.argv[1:])]
+        log.info("launching %d processes: %s", procs, " ".join(cmd))
+        subprocess.run(cmd, check=True, env=os.environ | {"ACCELERATE_LAUNCHED": "1"})
+        return
+
+    runtime = select_runtime(cfg.device, cfg.precision)
+    request = TrainRequest(method=args.method, lr=cfg.method_lr(args.method), hp=cfg.method(args.method),
+                           shared=cfg.training, seed=cfg.seed)
+    summary = train(request, base_dir=args.base_model, features_dir=args.features, out_dir=args.out,
+                    checkpoint_dir=args.checkpoints, live_dir=args.live, runtime=runtime,
+                    stop_after_steps=args.stop_after_steps)
+    if "interrupted_at_step" in summary:
+        log.warning("stopped at step %d as asked; rerun to resume", summary["interrupted_at_step"])
+        return
+    if int(os.environ.get("RANK", "0")) == 0:
+        write_json(args.metrics, summary)
+
+
+if __name__ == "__main__":
+    run_stage(main)
