@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     procs = cfg.training.num_processes
     if procs > 1 and "ACCELERATE_LAUNCHED" not in os.environ and "LOCAL_RANK" not in os.environ:
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(procs),
-               *(["--cpu"] if cfg.device == "cpu" else []), sys.argv[0], *(argv or sys.argv[1:])]
+               "--multi_gpu", sys.argv[0], *(argv or sys.argv[1:])]
         log.info("launching %d processes: %s", procs, " ".join(cmd))
         subprocess.run(cmd, check=True, env=os.environ | {"ACCELERATE_LAUNCHED": "1"})
         return

@@ -1,11 +1,13 @@
 """End to end: the demo runs `dvc repro` on tiny models in its own workspace and leaves the project untouched."""
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from conftest import ROOT
 from summarizer.io import read_json
@@ -54,13 +56,50 @@ def test_second_repro_runs_nothing(demo):
 
 def test_every_variant_is_evaluated_and_compared(demo):
     work, _, _, _ = demo
-    for variant in ("base", "full", "lora", "prompt_tuning"):
+    for variant in ("base", "full", "lora", "prompt_tuning", "ppo"):
         assert read_json(work / f"metrics/eval/{variant}.json")["variant"] == variant
     comparison = read_json(work / "metrics/eval/comparison.json")
     assert comparison["reference"] == "base"
-    assert set(comparison) == {"reference", "full", "lora", "prompt_tuning"}
+    assert set(comparison) == {"reference", "full", "lora", "prompt_tuning", "ppo"}
+    assert comparison["full"]["per_reference"]["rouge1"]["p_value"] <= 1
+
+
+def test_ppo_before_after(demo):
+    work, _, _, _ = demo
+    ppo = read_json(work / "metrics/ppo.json")
+    assert ppo["before"]["variant"] == "lora" and ppo["after"]["variant"] == "ppo"
+    assert ppo["n_dialogues"] == 6 and ppo["enough_dialogues"] is False  # the sample has 6 test dialogues
+    for side in ("before", "after"):
+        tox = ppo[side]["toxicity"]["mean"]
+        assert 0 <= tox["ci_low"] <= tox["mean"] <= tox["ci_high"] <= 1
+    assert {"difference", "ci_low", "ci_high", "p_value"} == set(ppo["difference"]["toxicity"])
+    train = read_json(work / "metrics/train/ppo.json")
+    assert train["steps"] == 2 and (work / "models/ppo/adapter_model.safetensors").exists()
+    assert (work / "dvclive/ppo/plots/metrics/ppo/reward_mean.tsv").exists()
+
+
+def test_ppo_params_rerun_only_the_detox_chain(demo):
+    work, _, _, _ = demo
+    proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=work, capture_output=True,
+                          text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    assert proc.stdout.strip() in ("{}", ""), proc.stdout
+    params = (work / "params.yaml").read_text()
+    (work / "params.yaml").write_text(_set_ppo_lr(params))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=work, capture_output=True,
+                              text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+        assert set(json.loads(proc.stdout)) == {"detoxify"}  # evaluate@ppo and compare follow from its output
+    finally:
+        (work / "params.yaml").write_text(params)
+
+
+def _set_ppo_lr(text):
+    doc = yaml.safe_load(text)
+    doc["ppo"]["lr"] = 2.0e-5
+    return yaml.safe_dump(doc, sort_keys=False)
+    overrides = yaml.safe_load((ROOT / "demo/params-overrides.yaml").read_text())
     for method in ("full", "lora", "prompt_tuning"):
-        assert read_json(work / f"metrics/train/{method}.json")["steps"] == 4
+        assert read_json(work / f"metrics/train/{method}.json")["steps"] == overrides[method]["max_steps"]
         assert (work / f"dvclive/{method}/plots/metrics/loss.tsv").exists()
 
 

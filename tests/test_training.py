@@ -123,6 +123,6 @@ def test_finetune_stage_writes_metrics(tiny_workspace, tmp_path):
                    "--checkpoints", str(tmp_path / "ckpt"), "--live", str(tmp_path / "live"),
                    "--metrics", str(tmp_path / "full.json")])
     m = read_json(tmp_path / "full.json")
-    assert m["method"] == "full" and m["learning_rate"] == pytest.approx(1e-3) and m["steps"] == 2
+    assert m["method"] == "full" and m["learning_rate"] == pytest.approx(raw["lr"]) and m["steps"] == 2
     assert m["trainable_parameters"] == m["total_parameters"]
     assert (tmp_path / "full/model.safetensors").exists() and not (tmp_path / "full/training_args.bin").exists()

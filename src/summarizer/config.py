@@ -224,6 +224,27 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class PpoConfig:
+    """PPO detoxification (trl 0.11.4) of the LoRA model, with the classifier's non-toxic logit as reward."""
+
+    lr: float = checked(_gt(0))
+    steps: int = checked(_gt(0))
+    batch_size: int = checked(_gt(0))
+    mini_batch_size: int = checked(_gt(0))
+    ppo_epochs: int = checked(_gt(0))
+    init_kl_coef: float = checked(_ge(0))
+    adaptive_kl: bool = field()
+    target_kl: float = checked(_gt(0))
+    min_new_tokens: int = checked(_gt(0))
+    max_new_tokens: int = checked(_gt(0))
+    top_k: int = checked(_ge(0))
+    top_p: float = checked(_fraction, _gt(0))
+    prompt_min_chars: int = checked(_ge(0))
+    prompt_max_chars: int = checked(_gt(0))
+    min_eval_dialogues: int = checked(_gt(0))
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int = checked(_ge(0))
     device: str = checked(_non_empty)
@@ -241,6 +262,19 @@ class Config:
     full: FullConfig = field()
     lora: LoraConfig = field()
     prompt_tuning: PromptTuningConfig = field()
+    ppo: PpoConfig = field()
+
+    def __post_init__(self) -> None:
+        # Cross-field rules, still named by key.
+        if self.ppo.mini_batch_size > self.ppo.batch_size or self.ppo.batch_size % self.ppo.mini_batch_size:
+            raise ConfigError(f"params.yaml: ppo.mini_batch_size must divide ppo.batch_size, got "
+                              f"{self.ppo.mini_batch_size} and {self.ppo.batch_size}")
+        if self.ppo.min_new_tokens > self.ppo.max_new_tokens:
+            raise ConfigError(f"params.yaml: ppo.min_new_tokens must be <= ppo.max_new_tokens, got "
+                              f"{self.ppo.min_new_tokens} > {self.ppo.max_new_tokens}")
+        if self.ppo.prompt_min_chars >= self.ppo.prompt_max_chars:
+            raise ConfigError(f"params.yaml: ppo.prompt_min_chars must be < ppo.prompt_max_chars, got "
+                              f"{self.ppo.prompt_min_chars} and {self.ppo.prompt_max_chars}")
 
     def method(self, name: str) -> MethodConfig:
         return {"full": self.full, "lora": self.lora, "prompt_tuning": self.prompt_tuning}[name]

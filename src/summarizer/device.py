@@ -7,6 +7,7 @@ a GPU; :func:`runtime_facts` asks torch for the real facts and :func:`select_run
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 
@@ -92,6 +93,9 @@ def select_runtime(device: str, precision: str, facts: RuntimeFacts | None = Non
     """Resolve and apply: make ``cuda:N`` the current device so that Trainer/accelerate (which use "cuda") use it."""
     facts = facts or runtime_facts()
     resolved = resolve_device(device, facts)
+    local_rank = os.environ.get("LOCAL_RANK")
+    if local_rank is not None and resolved.startswith("cuda"):
+        resolved = f"cuda:{int(local_rank)}"  # under `accelerate launch` each process owns the GPU of its rank
     runtime = Runtime(resolved, resolve_precision(precision, resolved, facts))
     if resolved.startswith("cuda"):
         import torch

@@ -138,6 +138,7 @@ def training_arguments(request: TrainRequest, runtime: Runtime, checkpoint_dir: 
         remove_unused_columns=False,
         predict_with_generate=False,
         dataloader_pin_memory=runtime.device.startswith("cuda"),
+        ddp_find_unused_parameters=False,  # every trainable weight is used in each step (multi-process runs)
         disable_tqdm=False,
     )
 
