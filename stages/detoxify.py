@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from summarizer.config import load_config
 from summarizer.device import select_runtime
@@ -42,8 +43,10 @@ def main(argv=None) -> None:
     scorer = ToxicityScorer(classifier, cls_tokenizer, toxic_label=c.toxic_label, nontoxic_label=c.nontoxic_label,
                             max_tokens=c.max_tokens, batch_size=c.batch_size)
     live = Live(dir=args.live, dvcyaml=False, save_dvc_exp=False, report=None)
+    start = time.perf_counter()
     history = run_ppo(policy, reference, tokenizer, prompts, scorer.reward, pc,
                       max_source_tokens=cfg.prompt.max_source_tokens, seed=cfg.seed, live=live)
+    runtime_s = time.perf_counter() - start
     live.end()
     save_adapter(policy, args.out)
     params = count_parameters(policy.pretrained_model)
@@ -51,7 +54,7 @@ def main(argv=None) -> None:
         "method": "ppo", "steps": len(history), "prompts_available": len(prompts),
         "trainable_parameters": params["trainable"], "total_parameters": params["total"],
         "reward_first": round(history[0]["reward_mean"], 4), "reward_last": round(history[-1]["reward_mean"], 4),
-        "kl_last": round(history[-1]["kl"], 4), "device": runtime.device, "precision": runtime.precision,
+        "kl_last": round(history[-1]["kl"], 4), "train_runtime_s": round(runtime_s, 2), "device": runtime.device, "precision": runtime.precision,
     })
 
 

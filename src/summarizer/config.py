@@ -245,6 +245,15 @@ class PpoConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    min_words: int = checked(_ge(0))  # error analysis: a prediction shorter than this is a length issue
+    max_length_ratio: float = checked(_gt(0))  # ... and so is one longer than this × the reference
+    missing_info: float = checked(_fraction)  # share of reference content words missing → missing_key_info
+    worst_examples: int = checked(_gt(0))
+    significance: float = checked(_fraction, _gt(0))  # p-value below which a difference is called significant
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int = checked(_ge(0))
     device: str = checked(_non_empty)
@@ -263,6 +272,7 @@ class Config:
     lora: LoraConfig = field()
     prompt_tuning: PromptTuningConfig = field()
     ppo: PpoConfig = field()
+    report: ReportConfig = field()
 
     def __post_init__(self) -> None:
         # Cross-field rules, still named by key.

@@ -1,0 +1,155 @@
+"""Figures for the report: matplotlib PNGs (they render offline, unlike DVC's vega plots, whose scripts come from a
+CDN), each written next to the CSV of the numbers behind it.
+
+Every function takes a tidy ``pandas.DataFrame`` and a path stem; it writes ``<stem>.png`` and
+``plots/data/<name>.csv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display, ever
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from summarizer.io import atomic_write_text  # noqa: E402
+
+ROUGE_LABELS = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "rougeLsum": "ROUGE-Lsum"}
+PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
+SUBTITLE = "tiny random models: meaningless scores"
+
+
+def _save(fig, png: Path, data: pd.DataFrame, csv: Path, note: str | None) -> None:
+    if note:
+        # Below the axes (bbox_inches="tight" keeps it), so it never covers a label.
+        fig.text(0.5, -0.02, note, ha="center", va="top", fontsize=9, color="#a00", style="italic")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = png.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    tmp.replace(png)
+    plt.close(fig)
+    atomic_write_text(csv, data.to_csv(index=False, float_format="%.6g"))
+
+
+def rouge_by_variant(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None) -> None:
+    """df: variant, protocol, metric, mean, ci_low, ci_high → grouped bars with 95% CI error bars, one panel per
+    protocol."""
+    protocols = list(dict.fromkeys(df["protocol"]))
+    metrics = [m for m in ROUGE_LABELS if m in set(df["metric"]) and m != "rougeLsum"]
+    variants = list(dict.fromkeys(df["variant"]))
+    fig, axes = plt.subplots(1, len(protocols), figsize=(6 * len(protocols), 4.2), sharey=True, squeeze=False)
+    width = 0.8 / len(variants)
+    for ax, protocol in zip(axes[0], protocols):
+        for i, variant in enumerate(variants):
+            sub = df[(df.protocol == protocol) & (df.variant == variant)].set_index("metric").reindex(metrics)
+            x = np.arange(len(metrics)) + (i - (len(variants) - 1) / 2) * width
+            err = np.vstack([sub["mean"] - sub["ci_low"], sub["ci_high"] - sub["mean"]])
+            ax.bar(x, sub["mean"], width, yerr=err, capsize=3, label=variant, color=PALETTE[i % len(PALETTE)])
+        ax.set_xticks(np.arange(len(metrics)), [ROUGE_LABELS[m] for m in metrics])
+        ax.set_title(f"protocol: {protocol}")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("F1 (mean, 95% CI)")
+    axes[0][-1].legend(title="variant", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.suptitle("ROUGE per variant on the test split")
+    _save(fig, png, df, csv, note)
+
+
+def baseline_heatmap(df: pd.DataFrame, png: Path, csv: Path, metric_label: str, note: str | None = None) -> None:
+    """df: strategy, setting, value → annotated heatmap (strategies as rows)."""
+    table = df.pivot(index="strategy", columns="setting", values="value")
+    table = table.reindex(index=list(dict.fromkeys(df["strategy"])), columns=list(dict.fromkeys(df["setting"])))
+    fig, ax = plt.subplots(figsize=(1.4 * table.shape[1] + 2.5, 0.6 * table.shape[0] + 1.8))
+    im = ax.imshow(table.values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(table.shape[1]), table.columns, rotation=30, ha="right")
+    ax.set_yticks(range(table.shape[0]), table.index)
+    high = np.nanmax(table.values) if np.isfinite(table.values).any() else 0
+    for (r, c), v in np.ndenumerate(table.values):
+        ax.text(c, r, f"{v:.3f}", ha="center", va="center", fontsize=9,
+                color="black" if high and v > 0.6 * high else "white")
+    fig.colorbar(im, ax=ax, label=metric_label)
+    ax.set_title(f"Baseline prompting: {metric_label}")
+    ax.set_xlabel("generation setting")
+    ax.set_ylabel("prompting strategy")
+    _save(fig, png, df, csv, note)
+
+
+def loss_curves(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None) -> None:
+    """df: method, split (train/validation), step, loss → one line per method and split."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, method in enumerate(dict.fromkeys(df["method"])):
+        for split, style in (("train", "-"), ("validation", "--")):
+            sub = df[(df.method == method) & (df.split == split)].sort_values("step")
+            if len(sub):
+                ax.plot(sub["step"], sub["loss"], style, marker="o" if split == "validation" else None,
+                        markersize=4, color=PALETTE[i % len(PALETTE)], label=f"{method} ({split})")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy loss")
+    ax.set_title("Fine-tuning: training (solid) and validation (dashed) loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, png, df, csv, note)
+
+
+def toxicity_before_after(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None) -> None:
+    """df: model (before/after label), toxicity → overlaid histograms plus the means."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    bins = np.linspace(0, 1, 41)
+    for i, model in enumerate(dict.fromkeys(df["model"])):
+        values = df[df.model == model]["toxicity"]
+        ax.hist(values, bins=bins, alpha=0.55, color=PALETTE[i], label=f"{model} (mean {values.mean():.4f})")
+        ax.axvline(values.mean(), color=PALETTE[i], linestyle="--")
+    ax.set_xlabel("P(toxic) from the hate-speech classifier")
+    ax.set_ylabel("test dialogues")
+    ax.set_title("Toxicity of generated summaries before and after PPO")
+    ax.legend(fontsize=8)
+    _save(fig, png, df, csv, note)
+
+
+def length_box(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None) -> None:
+    """df: source (variant or 'human'), words → box plot per source."""
+    sources = list(dict.fromkeys(df["source"]))
+    fig, ax = plt.subplots(figsize=(1.3 * len(sources) + 2, 4.2))
+    ax.boxplot([df[df.source == s]["words"] for s in sources], tick_labels=sources, showmeans=True)
+    ax.set_ylabel("summary length (words)")
+    ax.set_title("Summary length per variant, next to the human references")
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, png, df, csv, note)
+
+
+def length_scatter(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None) -> None:
+    """df: variant, human_words, predicted_words → scatter with the y = x line."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for i, variant in enumerate(dict.fromkeys(df["variant"])):
+        sub = df[df.variant == variant]
+        ax.scatter(sub["human_words"], sub["predicted_words"], s=12, alpha=0.6, color=PALETTE[i % len(PALETTE)],
+                   label=variant)
+    top = max(df["human_words"].max(), df["predicted_words"].max(), 1)
+    ax.plot([0, top], [0, top], color="gray", linestyle=":", label="same length")
+    ax.set_xlabel("human summary length (mean of references, words)")
+    ax.set_ylabel("predicted length (words)")
+    ax.set_title("Predicted vs human summary length")
+    ax.legend(fontsize=8)
+    _save(fig, png, df, csv, note)
+
+
+def error_categories(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None) -> None:
+    """df: variant, flag, share → grouped horizontal bars."""
+    variants = list(dict.fromkeys(df["variant"]))
+    flags = list(dict.fromkeys(df["flag"]))
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(flags) * max(1, len(variants) / 2) + 1.5))
+    height = 0.8 / len(variants)
+    for i, variant in enumerate(variants):
+        sub = df[df.variant == variant].set_index("flag").reindex(flags)
+        y = np.arange(len(flags)) + (i - (len(variants) - 1) / 2) * height
+        ax.barh(y, sub["share"], height, label=variant, color=PALETTE[i % len(PALETTE)])
+    ax.set_yticks(np.arange(len(flags)), flags)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of test dialogues flagged")
+    ax.set_title("Error categories per variant (heuristic flags)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _save(fig, png, df, csv, note)

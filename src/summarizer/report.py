@@ -1,0 +1,126 @@
+"""The comparison report: tidy tables behind the figures, error analysis per variant, and the markdown results table.
+
+Everything here is computed from the metrics and prediction files the pipeline already wrote; nothing is generated
+or scored again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from summarizer.analysis import FLAGS, Thresholds, flag_example
+from summarizer.scoring import PROTOCOLS, ROUGE_KEYS, word_count
+
+# -------------------------------------------------------------------------------------------------------------------
+# Tidy tables for the figures
+
+
+def rouge_table(evals: Mapping[str, dict]) -> pd.DataFrame:
+    rows = [{"variant": v, "protocol": p, "metric": k, **m[p][k]}
+            for v, m in evals.items() for p in PROTOCOLS for k in ROUGE_KEYS]
+    return pd.DataFrame(rows, columns=["variant", "protocol", "metric", "mean", "ci_low", "ci_high"])
+
+
+def baseline_table(baseline: dict, metric: str = "rougeL", protocol: str = "per_reference") -> pd.DataFrame:
+    rows = [{"strategy": s, "setting": g, "value": m[protocol][metric]["mean"],
+             "ci_low": m[protocol][metric]["ci_low"], "ci_high": m[protocol][metric]["ci_high"]}
+            for s, block in baseline.items() for g, m in block.items() if g != "prompts"]
+    return pd.DataFrame(rows, columns=["strategy", "setting", "value", "ci_low", "ci_high"])
+
+
+def read_tsv_curve(text: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) pairs of a dvclive TSV, keeping the last value logged at each step."""
+    rows = list(csv.DictReader(io.StringIO(text), delimiter="\t"))
+    return sorted({int(r["step"]): float(r[key]) for r in rows}.items())
+
+
+def loss_table(curves: Mapping[str, Mapping[str, list[tuple[int, float]]]]) -> pd.DataFrame:
+    """curves: method → split → [(step, loss)]."""
+    rows = [{"method": m, "split": s, "step": step, "loss": loss}
+            for m, splits in curves.items() for s, points in splits.items() for step, loss in points]
+    return pd.DataFrame(rows, columns=["method", "split", "step", "loss"])
+
+
+def length_tables(records: Mapping[str, list[dict]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(box data: source, words — with the human references as one source; scatter data: variant, human, predicted)."""
+    box, scatter = [], []
+    first = next(iter(records.values()))
+    box += [{"source": "human", "words": word_count(ref)} for r in first for ref in r["references"]]
+    for variant, rows in records.items():
+        for r in rows:
+            human = sum(word_count(x) for x in r["references"]) / len(r["references"])
+            box.append({"source": variant, "words": word_count(r["prediction"])})
+            scatter.append({"variant": variant, "dialogue_id": r["dialogue_id"], "human_words": round(human, 2),
+                            "predicted_words": word_count(r["prediction"])})
+    return pd.DataFrame(box), pd.DataFrame(scatter)
+
+
+# -------------------------------------------------------------------------------------------------------------------
+# Error analysis
+
+
+def flag_records(records: Sequence[dict], dialogues: Mapping[str, str], t: Thresholds) -> list[dict]:
+    """Per example: dialogue id, ROUGE-L, the flags."""
+    return [{"dialogue_id": r["dialogue_id"], "rougeL": r["scores"]["per_reference"]["rougeL"],
+             **flag_example(r["prediction"], dialogues[r["dialogue_id"]], r["references"], t)} for r in records]
+
+
+def flag_shares(flags: Mapping[str, list[dict]]) -> pd.DataFrame:
+    rows = [{"variant": v, "flag": f, "count": sum(x[f] for x in items), "share": sum(x[f] for x in items) / len(items)}
+            for v, items in flags.items() for f in FLAGS]
+    return pd.DataFrame(rows, columns=["variant", "flag", "count", "share"])
+
+
+def worst_examples(records: Sequence[dict], flags: Sequence[dict], dialogues: Mapping[str, str],
+                   n: int) -> pd.DataFrame:
+    """The ``n`` lowest ROUGE-L examples with their dialogue, prediction, references and flags."""
+    by_id = {f["dialogue_id"]: f for f in flags}
+    worst = sorted(records, key=lambda r: (r["scores"]["per_reference"]["rougeL"], r["dialogue_id"]))[:n]
+    return pd.DataFrame([{
+        "dialogue_id": r["dialogue_id"], "rougeL": round(r["scores"]["per_reference"]["rougeL"], 4),
+        "flags": ",".join(f for f in FLAGS if by_id[r["dialogue_id"]][f]), "prediction": r["prediction"],
+        "references": " || ".join(r["references"]), "dialogue": dialogues[r["dialogue_id"]],
+    } for r in worst])
+
+
+# -------------------------------------------------------------------------------------------------------------------
+# The markdown results table
+
+
+def _ci(m: dict) -> str:
+    return f"{m['mean']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
+
+
+def results_markdown(evals: Mapping[str, dict], comparison: Mapping[str, dict], training: Mapping[str, dict],
+                     *, alpha: float, note: str | None) -> str:
+    """One row per variant: ROUGE with CIs (per_reference), BLEU, length, toxicity, trainable parameters, training
+    time, and whether ROUGE-L differs from the base model (paired bootstrap, p < alpha)."""
+    lines = ["# Results", "", "Generated by the `report` stage (`stages/report.py`) from `metrics/`; do not edit.", ""]
+    if note:
+        lines += [f"**{note}.**", ""]
+    lines += ["Test split, `per_reference` protocol (each row against its own reference; 95% bootstrap CIs over "
+              "dialogues). Significance: paired bootstrap of ROUGE-L against `base`.", "",
+              "| variant | ROUGE-1 | ROUGE-2 | ROUGE-L | ROUGE-Lsum | BLEU | mean words | toxicity | trainable params "
+              "| training time (s) | ROUGE-L vs base |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for variant, m in evals.items():
+        r = m["per_reference"]
+        t = training.get(variant, {})
+        params = f"{t['trainable_parameters']:,}" if "trainable_parameters" in t else "–"
+        runtime = f"{t['train_runtime_s']:.1f}" if "train_runtime_s" in t else "–"
+        if variant in comparison:
+            c = comparison[variant]["per_reference"]["rougeL"]
+            verdict = "significant" if c["p_value"] < alpha else "not significant"
+            sig = f"{c['difference']:+.4f} (p={c['p_value']:.3f}, {verdict})"
+        else:
+            sig = "reference"
+        lines.append(f"| {variant} | {_ci(r['rouge1'])} | {_ci(r['rouge2'])} | {_ci(r['rougeL'])} | "
+                     f"{_ci(r['rougeLsum'])} | {m['bleu']:.2f} | {m['length_words']['mean']:.1f} | "
+                     f"{m['toxicity']['mean']['mean']:.4f} | {params} | {runtime} | {sig} |")
+    lines += ["", "Figures: `plots/*.png` (numbers behind each in `plots/data/`). Worst examples per variant: "
+              "`data/report/worst/<variant>.csv` (DVC output: it quotes the dataset, so it stays out of git).", ""]
+    return "\n".join(lines)
