@@ -2,7 +2,7 @@
 PYTHON ?= python
 DATA ?=
 
-.PHONY: setup test test-fast demo
+.PHONY: setup test demo app
 
 setup:  ## install into the current Python environment (torch first: it pins the CPU/CUDA build)
 	$(PYTHON) -m pip install torch==2.13.0
@@ -14,3 +14,6 @@ test:  ## the whole test suite, offline
 
 demo:  ## the pipeline end to end on tiny random models (meaningless scores), in .demo/
 	$(PYTHON) scripts/demo.py $(if $(DATA),--data $(DATA))
+
+app:  ## the chatbot on http://127.0.0.1:7860 over the models under models/ (after dvc repro or make demo)
+	$(PYTHON) -m summarizer.app $(if $(MODELS),--models $(MODELS))

@@ -254,6 +254,14 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class AppConfig:
+    host: str = checked(_non_empty)
+    port: int = checked(_gt(0))
+    max_input_chars: int = checked(_gt(0))
+    concurrency_limit: int = checked(_gt(0))
+
+
+@dataclass(frozen=True)
 class Config:
     seed: int = checked(_ge(0))
     device: str = checked(_non_empty)
@@ -273,6 +281,7 @@ class Config:
     prompt_tuning: PromptTuningConfig = field()
     ppo: PpoConfig = field()
     report: ReportConfig = field()
+    app: AppConfig = field()
 
     def __post_init__(self) -> None:
         # Cross-field rules, still named by key.

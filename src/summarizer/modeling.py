@@ -16,9 +16,11 @@ from pathlib import Path
 
 from summarizer.config import TinyRobertaConfig, TinyT5Config
 from summarizer.errors import ModelError
+from summarizer.io import write_json
 
 log = logging.getLogger(__name__)
 
+MODEL_INFO = "summarizer-model-info.json"
 TINY_T5 = "tiny-random-t5"
 TINY_ROBERTA = "tiny-random-roberta"
 # Label order of facebook/roberta-hate-speech-dynabench-r4-target, mirrored by the tiny classifier.
@@ -178,6 +180,8 @@ def _save(model, tokenizer, name: str, revision: str, source: str, out_dir: str 
     info = {"name": name, "revision": revision if source == "hub" else None, "source": source,
             "architecture": type(model).__name__, "parameters": count_parameters(model)["total"],
             "vocab_size": len(tokenizer)}
+    # Travels with the model, so that the app can tell a tiny random model (meaningless output) from a real one.
+    write_json(out_dir / MODEL_INFO, info)
     log.info("saved %s (%s, %s parameters) to %s", name, source, f"{info['parameters']:,}", out_dir)
     return info
 

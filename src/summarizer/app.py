@@ -1,0 +1,105 @@
+"""The chatbot: paste a dialogue, pick a trained variant, get an AI-generated summary with its toxicity and latency.
+
+    python -m summarizer.app [--params params.yaml] [--models models] [--host 127.0.0.1] [--port 7860]
+
+Binds to 127.0.0.1 unless told otherwise. Requests queue behind ``app.concurrency_limit`` generations at a time.
+The same function is exposed as the API endpoint ``/summarize`` (see the page's "Use via API" link).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from summarizer.config import Config, load_config
+from summarizer.device import select_runtime
+from summarizer.service import EXAMPLE_DIALOGUE, VARIANTS, InputError, Options, Summarizer, user_message
+
+log = logging.getLogger(__name__)
+
+CSS = ".ai-label textarea {border-left: 4px solid #f0a500 !important}"
+
+
+def summarize_request(service: Summarizer, cfg: Config, dialogue: str, variant: str, max_new_tokens: float,
+                      sample: bool, temperature: float, beams: float, history: list | None):
+    """One request: (summary, toxicity, latency, note, history). Refusals come back as a note, never a traceback."""
+    history = list(history or [])
+    try:
+        result = service.summarize(dialogue, variant, Options(max_new_tokens=int(max_new_tokens), do_sample=bool(sample),
+                                                              temperature=float(temperature), num_beams=int(beams)),
+                                   max_chars=cfg.app.max_input_chars)
+    except Exception as err:  # noqa: BLE001 — every failure becomes a message for the page
+        return "", "", "", f"⚠️ {user_message(err)}", history
+    note = (f"The dialogue was too long for one pass: it was summarized in {result.chunks} chunks of whole turns, "
+            "then the chunk summaries were summarized." if result.chunked else "")
+    if result.cut_turns:
+        note += f" {result.cut_turns} single turn(s) exceeded the model's input and were cut."
+    first_line = dialogue.strip().splitlines()[0]
+    history.append({"role": "user", "content": first_line[:120] + (" …" if len(dialogue.strip()) > 120 else "")})
+    history.append({"role": "assistant", "content": f"[{variant}] {result.summary}"})
+    return result.summary, f"{result.toxicity:.4f}", f"{result.latency_s:.2f} s", note, history
+
+
+def build_app(service: Summarizer, cfg: Config):
+    import gradio as gr
+
+    available = service.available()
+    with gr.Blocks(title="Dialogue summarizer") as demo:
+        gr.Markdown("# Dialogue summarizer\nPaste a dialogue (one `Speaker: text` turn per line), pick a model, "
+                    "and get a summary. Summaries are **AI-generated** and can be wrong.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                dialogue = gr.Textbox(value=EXAMPLE_DIALOGUE, lines=12, max_lines=30, label="Dialogue",
+                                      elem_id="dialogue")
+                with gr.Row():
+                    variant = gr.Dropdown(choices=available or list(VARIANTS),
+                                          value=(available or ["base"])[0], label="Model", elem_id="variant")
+                    button = gr.Button("Summarize", variant="primary", elem_id="summarize")
+                with gr.Accordion("Generation settings", open=False):
+                    max_new = gr.Slider(8, 256, value=cfg.generation.max_new_tokens, step=8, label="Max new tokens")
+                    sample = gr.Checkbox(value=False, label="Sample (instead of greedy decoding)")
+                    temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.1, label="Temperature (when sampling)")
+                    beams = gr.Slider(1, 8, value=1, step=1, label="Beams")
+            with gr.Column(scale=2):
+                summary = gr.Textbox(label="Summary (AI-generated)", lines=5, elem_id="summary",
+                                     elem_classes=["ai-label"])
+                with gr.Row():
+                    toxicity = gr.Textbox(label="Toxicity P(hate)", elem_id="toxicity")
+                    latency = gr.Textbox(label="Latency", elem_id="latency")
+                note = gr.Markdown(elem_id="note")
+                history = gr.Chatbot(label="This session", height=260)
+        if not available:
+            gr.Markdown("⚠️ No trained model found under the models folder: run `dvc repro` (or `make demo`).")
+        if service.is_tiny_random():
+            gr.Markdown("⚠️ **These are tiny random models** (an offline demo): their summaries are meaningless.",
+                        elem_id="tiny-warning")
+        button.click(lambda *a: summarize_request(service, cfg, *a),
+                     inputs=[dialogue, variant, max_new, sample, temperature, beams, history],
+                     outputs=[summary, toxicity, latency, note, history], api_name="summarize",
+                     concurrency_limit=cfg.app.concurrency_limit)
+    return demo
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--models", default="models", help="folder with base/, lora/, ... from the pipeline")
+    p.add_argument("--host", default=None, help="default: app.host (127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="default: app.port")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = load_config(args.params)
+    runtime = select_runtime(cfg.device, cfg.precision)
+    service = Summarizer(cfg, args.models, device=runtime.device)
+    log.info("variants available: %s", ", ".join(service.available()) or "none")
+    demo = build_app(service, cfg)
+    demo.queue(default_concurrency_limit=cfg.app.concurrency_limit, max_size=64)
+    demo.launch(server_name=args.host or cfg.app.host, server_port=args.port or cfg.app.port, css=CSS,
+                show_error=False, share=False)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except InputError as err:
+        raise SystemExit(str(err)) from None

@@ -1,0 +1,200 @@
+"""Summarize one pasted dialogue with any trained variant: what the Gradio app and the CLI share.
+
+- Input is checked first (empty, too long, binary, no speaker turns) with a message a person can act on.
+- Variants are picked by name from a fixed list and resolved under the models folder, so no path from a request
+  reaches the file system. Models load on first use and stay loaded.
+- A dialogue over the model's input budget is summarized in chunks of whole turns, then the chunk summaries are
+  summarized, instead of being silently truncated; the result says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from summarizer.config import Config
+from summarizer.errors import USER_ERRORS
+from summarizer.generation import build_generation_config, generate_batched
+from summarizer.modeling import MODEL_INFO, is_adapter, load_classifier, load_summarizer, load_tokenizer
+from summarizer.prompts import build_prompt
+from summarizer.toxicity import ToxicityScorer
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("base", "full", "lora", "prompt_tuning", "ppo")
+# A speaker turn: "#Person1#: ...", "Anna: ...", "Dr. Lee: ...".
+_TURN = re.compile(r"^\s*(#[A-Za-z]+\d*#|[A-Z][\w.' -]{0,40}?)\s*:\s*\S", re.MULTILINE)
+
+EXAMPLE_DIALOGUE = """#Person1#: Hi Maya, do you have a minute? The printer on our floor is broken again.
+#Person2#: Again? That's the third time this month. What happened?
+#Person1#: It jams every time someone prints on both sides, and the client report is due at four.
+#Person2#: You can use the one on the second floor. I'll call the technician and ask him to come tomorrow morning.
+#Person1#: Thanks. Could you also ask whether we can get a new printer instead of repairing this one?
+#Person2#: Sure, I'll bring it up at Friday's budget meeting."""
+
+
+class InputError(ValueError):
+    """A request the app refuses, with a message for the person who sent it."""
+
+
+def check_dialogue(text: str | None, max_chars: int) -> str:
+    """The dialogue, cleaned of surrounding whitespace, or InputError saying what is wrong with it."""
+    if text is None or not text.strip():
+        raise InputError("Please paste a dialogue: the input is empty.")
+    if len(text) > max_chars:
+        raise InputError(f"The dialogue has {len(text):,} characters; the limit is {max_chars:,}. "
+                         "Please shorten it.")
+    controls = sum(1 for ch in text if unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") and ch not in "\n\r\t")
+    if "\x00" in text or "\ufffd" in text or controls > 0.01 * len(text):
+        raise InputError("The input looks like binary data, not text. Please paste the dialogue as plain text.")
+    turns = _TURN.findall(text)
+    if len(turns) < 2:
+        raise InputError("No speaker turns found. Write one turn per line as 'Speaker: what they said', "
+                         "e.g. '#Person1#: Hello.' then '#Person2#: Hi!'.")
+    return text.strip()
+
+
+def split_turns(dialogue: str) -> list[str]:
+    """Whole turns: each starts at a 'Speaker:' line; continuation lines stay with their turn."""
+    turns: list[str] = []
+    for line in dialogue.splitlines():
+        if _TURN.match(line) or not turns:
+            turns.append(line)
+        elif line.strip():
+            turns[-1] += "\n" + line
+    return turns
+
+
+def chunk_turns(turns: Sequence[str], fits: Callable[[str], bool]) -> list[str]:
+    """Greedily pack consecutive whole turns into chunks that ``fits`` accepts. A single turn that does not fit on its
+    own becomes a chunk by itself (the tokenizer will cut it; the caller reports that)."""
+    chunks: list[str] = []
+    current: list[str] = []
+    for turn in turns:
+        candidate = "\n".join([*current, turn])
+        if current and not fits(candidate):
+            chunks.append("\n".join(current))
+            current = [turn]
+        else:
+            current.append(turn)
+    if current:
+        chunks.append("\n".join(current))
+    return chunks
+
+
+@dataclass(frozen=True)
+class Options:
+    max_new_tokens: int
+    do_sample: bool = False
+    temperature: float = 1.0
+    num_beams: int = 1
+
+
+@dataclass(frozen=True)
+class Summary:
+    variant: str
+    summary: str
+    toxicity: float
+    latency_s: float
+    chunks: int  # 1 unless the dialogue was too long for one pass
+    cut_turns: int  # turns too long to fit even alone (truncated by the tokenizer)
+
+    @property
+    def chunked(self) -> bool:
+        return self.chunks > 1
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"chunked": self.chunked, "label": "AI-generated"}
+
+
+class Summarizer:
+    """Lazily loads variants from ``models_dir`` and keeps them; safe to call from several threads."""
+
+    def __init__(self, cfg: Config, models_dir: str | Path = "models", device: str = "cpu"):
+        self.cfg, self.models_dir, self.device = cfg, Path(models_dir), device
+        self._models: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self._tokenizer = None
+        self._scorer: ToxicityScorer | None = None
+
+    def is_tiny_random(self) -> bool:
+        """True when the base model is a tiny random one: its summaries mean nothing, and the app says so."""
+        info = self.models_dir / "base" / MODEL_INFO
+        return info.exists() and json.loads(info.read_text()).get("source") == "tiny-random"
+
+    def available(self) -> list[str]:
+        """Variants whose model is present (the base model is needed by all of them)."""
+        if not (self.models_dir / "base").is_dir():
+            return []
+        return [v for v in VARIANTS if (self.models_dir / v).is_dir()]
+
+    def _model(self, variant: str):
+        if variant not in VARIANTS:
+            raise InputError(f"Unknown model {variant!r}; choose one of {', '.join(VARIANTS)}.")
+        if variant not in self.available():
+            raise InputError(f"Model {variant!r} has not been trained here yet (no {self.models_dir / variant}); "
+                             f"available: {', '.join(self.available()) or 'none — run dvc repro'}.")
+        with self._lock:  # one load per variant, even under concurrent first requests
+            if variant not in self._models:
+                path = self.models_dir / variant
+                log.info("loading %s from %s", variant, path)
+                self._models[variant] = load_summarizer(path, self.models_dir / "base" if is_adapter(path) else None,
+                                                        device=self.device)
+            if self._tokenizer is None:
+                self._tokenizer = load_tokenizer(self.models_dir / "base")
+            if self._scorer is None and (self.models_dir / "classifier").is_dir():
+                c = self.cfg.classifier
+                model, tok = load_classifier(self.models_dir / "classifier", device=self.device)
+                self._scorer = ToxicityScorer(model, tok, toxic_label=c.toxic_label, nontoxic_label=c.nontoxic_label,
+                                              max_tokens=c.max_tokens, batch_size=c.batch_size)
+            return self._models[variant]
+
+    def _generate(self, model, dialogues: Sequence[str], options: Options) -> list[str]:
+        gen = build_generation_config(self.cfg.generation, model.config, max_new_tokens=options.max_new_tokens,
+                                      do_sample=options.do_sample, temperature=options.temperature,
+                                      num_beams=options.num_beams)
+        prompts = [build_prompt(d, self.cfg.prompt.template) for d in dialogues]
+        return generate_batched(model, self._tokenizer, prompts, gen, batch_size=self.cfg.generation.batch_size,
+                                max_source_tokens=self.cfg.prompt.max_source_tokens, seed=self.cfg.seed,
+                                progress=False)
+
+    def _fits(self, dialogue: str) -> bool:
+        prompt = build_prompt(dialogue, self.cfg.prompt.template)
+        return len(self._tokenizer(prompt, verbose=False)["input_ids"]) <= self.cfg.prompt.max_source_tokens
+
+    def summarize(self, text: str, variant: str, options: Options, max_chars: int) -> Summary:
+        dialogue = check_dialogue(text, max_chars)
+        model = self._model(variant)
+        start = time.perf_counter()
+        chunks, cut = [dialogue], 0
+        if not self._fits(dialogue):
+            chunks = chunk_turns(split_turns(dialogue), self._fits)
+            cut = sum(not self._fits(c) for c in chunks)
+        if len(chunks) == 1:
+            summary = self._generate(model, chunks, options)[0]
+        else:
+            partial = self._generate(model, chunks, options)
+            # Summarize the summaries (again in chunks if even they are too long).
+            combined = "\n".join(p for p in partial if p)
+            while not self._fits(combined) and len(partial) > 1:
+                partial = self._generate(model, chunk_turns(partial, self._fits), options)
+                combined = "\n".join(p for p in partial if p)
+            summary = self._generate(model, [combined], options)[0] if combined else ""
+        toxicity = float(self._scorer.toxic_probability([summary])[0]) if self._scorer else float("nan")
+        return Summary(variant, summary, round(toxicity, 4), round(time.perf_counter() - start, 3), len(chunks), cut)
+
+
+def user_message(err: Exception) -> str:
+    """The message shown for a refused request; anything unexpected gets a generic one (details go to the log)."""
+    if isinstance(err, (InputError, *USER_ERRORS)):
+        return str(err)
+    log.exception("summarization failed")
+    return "Something went wrong while summarizing; the server log has the details."

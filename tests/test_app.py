@@ -1,0 +1,104 @@
+"""The Gradio app tested as a person uses it: headless Chromium pastes a dialogue and clicks; then 20 concurrent
+API requests. Needs Debian's chromium (/usr/bin/chromium) and the playwright package; CI installs both and sets
+REQUIRE_BROWSER=1 so that a missing browser fails instead of skipping."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import tiny_params, write_params
+
+CHROMIUM = Path("/usr/bin/chromium")
+DIALOGUE = ("#Person1#: Good morning, I'd like to order a cake for Saturday.\n"
+            "#Person2#: Of course. Chocolate or vanilla?\n#Person1#: Chocolate, please.")
+
+if not CHROMIUM.exists() and not os.environ.get("REQUIRE_BROWSER"):
+    pytest.skip("Debian's chromium is not installed (CI installs it)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_workspace, tmp_path_factory):
+    raw = tiny_params()
+    raw["generation"]["max_new_tokens"] = 16
+    params = write_params(tmp_path_factory.mktemp("app") / "params.yaml", raw)
+    port = _free_port()
+    log = open(tmp_path_factory.mktemp("applog") / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "summarizer.app", "--params", str(params), "--models",
+                             str(tiny_workspace / "models"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                            env=os.environ | {"GRADIO_ANALYTICS_ENABLED": "False"})
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the app exited: {Path(log.name).read_text()[-2000:]}")
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("the app did not start within 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_binds_to_localhost_only(app_url):
+    assert app_url.startswith("http://127.0.0.1:")
+
+
+def test_browser_paste_click_summary(app_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(app_url, wait_until="networkidle")
+        assert page.locator("#tiny-warning").is_visible()  # it says the tiny models are meaningless
+        page.locator("#dialogue textarea").fill(DIALOGUE)
+        page.locator("#summarize").click()
+        page.wait_for_function("document.querySelector('#latency textarea').value.endsWith(' s')", timeout=90_000)
+        toxicity = float(page.locator("#toxicity textarea").input_value())
+        assert 0 <= toxicity <= 1
+        assert "AI-generated" in page.locator("#summary").inner_text()
+        # bad input: a message on the page, not a stack trace
+        page.locator("#dialogue textarea").fill("   ")
+        page.locator("#summarize").click()
+        page.wait_for_function("document.querySelector('#note').innerText.includes('empty')", timeout=60_000)
+        assert "Traceback" not in page.content()
+        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+        browser.close()
+
+
+def test_twenty_concurrent_api_requests(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+
+    def call(i):
+        return client.predict(DIALOGUE.replace("Saturday", f"day {i}"), "base", 16, False, 1.0, 1, [],
+                              api_name="/summarize")
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(call, range(20)))
+    assert len(results) == 20
+    for summary, toxicity, latency, note, history in results:
+        assert not note.startswith("⚠️"), note
+        assert latency.endswith(" s") and 0 <= float(toxicity) <= 1
+        assert history[-1]["role"] == "assistant"
