@@ -44,3 +44,23 @@ def test_few_shot_dialogue_too_long_is_reported():
     fitted = fit_few_shot_prompt("a " * 100, [("x", "y")], CFG.flan_template, words, 10)
     assert fitted.examples_used == 0 and fitted.dialogue_truncated
     assert fitted.text == build_prompt("a " * 100, CFG.flan_template)
+
+
+def test_each_strategy_prompt_exact_text():
+    from summarizer.prompts import strategy_prompts
+
+    pool = [("#Person1#: A.\n#Person2#: B.", "They talk."), ("#Person1#: C.", "One line.")]
+    dialogue = [("test_0", "#Person1#: Hi.\n#Person2#: Hello.")]
+    kwargs = dict(template=CFG.template, flan_template=CFG.flan_template, few_shot_examples=2, seed=0,
+                  count_tokens=words, max_tokens=1000)
+    texts = {s: strategy_prompts(s, dialogue, pool, **kwargs)[0][0]
+             for s in ("none", "zero_shot", "zero_shot_flan", "one_shot", "few_shot")}
+    assert texts["none"] == "#Person1#: Hi.\n#Person2#: Hello."
+    assert texts["zero_shot"] == "Summarize the following conversation.\n\n#Person1#: Hi.\n#Person2#: Hello.\n\nSummary: "
+    assert texts["zero_shot_flan"] == "Dialogue:\n\n#Person1#: Hi.\n#Person2#: Hello.\n\nWhat was going on?\n"
+    one = texts["one_shot"].split("\n\n\n")
+    assert len(one) == 2 and one[1] == texts["zero_shot_flan"]
+    assert one[0] in {f"Dialogue:\n\n{d}\n\nWhat was going on?\n{s}" for d, s in pool}
+    few = texts["few_shot"].split("\n\n\n")
+    assert len(few) == 3 and few[2] == texts["zero_shot_flan"]
+    assert sorted(few[:2]) == sorted(f"Dialogue:\n\n{d}\n\nWhat was going on?\n{s}" for d, s in pool)

@@ -76,7 +76,6 @@ def test_checkpoint_of_other_settings_is_not_resumed(tiny_workspace, tmp_path):
 def test_prompt_tuning_changes_generation(tiny_workspace, tmp_path):
     """The virtual tokens must reach generate(): a published FLAN-T5 prefix-tuning adapter scored exactly like the
     untuned model because they never did."""
-    from summarizer.config import load_config  # noqa: F401  (keeps the import graph of the stage)
     from summarizer.generation import build_generation_config, generate_batched
     from summarizer.io import read_jsonl
     from summarizer.modeling import build_tiny_t5, load_summarizer, load_tokenizer
