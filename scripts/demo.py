@@ -35,7 +35,9 @@ def project_files(root: Path) -> list[str]:
     """Tracked and new (not ignored) files of the working tree: what the user would commit."""
     out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root,
                          check=True, capture_output=True, text=True).stdout
-    return [f for f in out.splitlines() if (root / f).is_file() and not f.startswith(("metrics/", "plots/"))]
+    # Outputs of the project's own run stay behind: the demo produces its own.
+    return [f for f in out.splitlines()
+            if (root / f).is_file() and not f.startswith(("metrics/", "plots/", "dvclive/"))]
 
 
 def make_workspace(root: Path, work: Path, overrides: list[Path], data: str | None) -> None:
