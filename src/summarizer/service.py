@@ -25,6 +25,7 @@ from summarizer.errors import USER_ERRORS
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.modeling import MODEL_INFO, is_adapter, load_classifier, load_summarizer, load_tokenizer
 from summarizer.prompts import build_prompt
+from summarizer.tokenization import token_lengths
 from summarizer.toxicity import ToxicityScorer
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ class Summarizer:
 
     def _fits(self, dialogue: str) -> bool:
         prompt = build_prompt(dialogue, self.cfg.prompt.template)
-        return len(self._tokenizer(prompt, verbose=False)["input_ids"]) <= self.cfg.prompt.max_source_tokens
+        return token_lengths(self._tokenizer, [prompt])[0] <= self.cfg.prompt.max_source_tokens
 
     def summarize(self, text: str, variant: str, options: Options, max_chars: int) -> Summary:
         dialogue = check_dialogue(text, max_chars)
