@@ -7,7 +7,7 @@ from pathlib import Path
 
 from summarizer.config import load_config
 from summarizer.data import sample_dialogues
-from summarizer.device import select_runtime
+from summarizer.device import resolve_batch_size, select_runtime
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.io import read_jsonl, write_json, write_jsonl
@@ -44,7 +44,7 @@ def main(argv=None) -> None:
         metrics[strategy] = {"prompts": prompt_stats}
         for setting in cfg.baseline.settings:
             gen = build_generation_config(cfg.generation, model.config, **setting.overrides())
-            preds = generate_batched(model, tokenizer, prompts, gen, batch_size=cfg.generation.batch_size,
+            preds = generate_batched(model, tokenizer, prompts, gen, batch_size=resolve_batch_size(cfg.generation.batch_size, runtime.device),
                                      max_source_tokens=pc.max_source_tokens, seed=cfg.seed,
                                      desc=f"{strategy}/{setting.name}")
             metrics[strategy][setting.name], scores = evaluate_system(

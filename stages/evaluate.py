@@ -8,7 +8,7 @@ import numpy as np
 
 from summarizer.config import load_config
 from summarizer.data import sample_dialogues
-from summarizer.device import select_runtime
+from summarizer.device import resolve_batch_size, select_runtime
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.io import read_jsonl, write_json, write_jsonl
@@ -38,7 +38,7 @@ def main(argv=None) -> None:
     model = load_summarizer(args.model, args.base_model, device=runtime.device, dtype=runtime.torch_dtype)
     prompts = [build_prompt(d.dialogue, cfg.prompt.template) for d in dialogues]
     preds = generate_batched(model, tokenizer, prompts, build_generation_config(cfg.generation, model.config),
-                             batch_size=cfg.generation.batch_size, max_source_tokens=cfg.prompt.max_source_tokens,
+                             batch_size=resolve_batch_size(cfg.generation.batch_size, runtime.device), max_source_tokens=cfg.prompt.max_source_tokens,
                              seed=cfg.seed, desc=f"evaluate {args.variant}")
     del model
 

@@ -1,18 +1,18 @@
 """Stage finetune@<method>: train full / lora / prompt_tuning with the shared Seq2SeqTrainer function.
 
-With ``training.num_processes`` > 1 the stage re-launches itself under ``accelerate launch`` (one process per GPU).
+With ``training.num_processes`` > 1 the stage re-launches itself under ``accelerate launch`` (one process per GPU,
+or several CPU processes over gloo). A single process sees only the GPU that ``device`` names.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import subprocess
 import sys
 
 from summarizer.config import load_config
-from summarizer.device import select_runtime
+from summarizer.device import check_num_processes, runtime_facts, select_pinned_runtime, select_runtime
 from summarizer.io import write_json
 from summarizer.stage import parser, run_stage
 from summarizer.training import METHODS, TrainRequest, train
@@ -29,27 +29,27 @@ def main(argv=None) -> None:
     p.add_argument("--checkpoints", required=True, help="kept only while training, for resume")
     p.add_argument("--live", required=True, help="dvclive folder: loss curves")
     p.add_argument("--metrics", required=True)
-    p.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)  # the resume test
     args = p.parse_args(argv)
-    cfg = load_config(args.params)
+    # The device is checked after pinning: counting GPUs starts CUDA, after which CUDA_VISIBLE_DEVICES is ignored.
+    cfg = load_config(args.params, check_device=False)
 
     procs = cfg.training.num_processes
-    if procs > 1 and "ACCELERATE_LAUNCHED" not in os.environ and "LOCAL_RANK" not in os.environ:
+    launched = "ACCELERATE_LAUNCHED" in os.environ or "LOCAL_RANK" in os.environ
+    if procs > 1 and not launched:
+        check_num_processes(procs, cfg.device, runtime_facts())
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(procs),
                "--multi_gpu", sys.argv[0], *(argv or sys.argv[1:])]
         log.info("launching %d processes: %s", procs, " ".join(cmd))
         subprocess.run(cmd, check=True, env=os.environ | {"ACCELERATE_LAUNCHED": "1"})
         return
 
-    runtime = select_runtime(cfg.device, cfg.precision)
+    # Under accelerate each rank takes the GPU of its LOCAL_RANK (select_runtime); alone, only the chosen GPU.
+    runtime = select_runtime(cfg.device, cfg.precision) if launched else select_pinned_runtime(cfg.device,
+                                                                                              cfg.precision)
     request = TrainRequest(method=args.method, lr=cfg.method_lr(args.method), hp=cfg.method(args.method),
                            shared=cfg.training, seed=cfg.seed)
     summary = train(request, base_dir=args.base_model, features_dir=args.features, out_dir=args.out,
-                    checkpoint_dir=args.checkpoints, live_dir=args.live, runtime=runtime,
-                    stop_after_steps=args.stop_after_steps)
-    if "interrupted_at_step" in summary:
-        log.warning("stopped at step %d as asked; rerun to resume", summary["interrupted_at_step"])
-        return
+                    checkpoint_dir=args.checkpoints, live_dir=args.live, runtime=runtime)
     if int(os.environ.get("RANK", "0")) == 0:
         write_json(args.metrics, summary)
 

@@ -11,7 +11,10 @@ from summarizer.device import RuntimeFacts
 def test_project_params_load():
     cfg = load_config(ROOT / "params.yaml")
     assert cfg.model.name == "google/flan-t5-base"
-    assert cfg.lr == pytest.approx(1e-3)
+    assert cfg.lr == pytest.approx(1e-4)
+    assert (cfg.full.optimizer, cfg.lora.optimizer, cfg.prompt_tuning.optimizer) == ("adamw_torch", "adamw_torch",
+                                                                                      "adafactor")
+    assert cfg.generation.batch_size == "auto" and cfg.ppo.generation_batch_size == "auto"
     with pytest.raises(Exception):
         cfg.lr = 2.0  # frozen
 
@@ -55,6 +58,11 @@ BAD = [
     ("prompt.template", "Summarize: {text}", "prompt.template must contain the placeholder {dialogue}"),
     ("prompt.max_source_tokens", -5, "prompt.max_source_tokens must be > 0, got -5"),
     ("model", "t5", "model must be a mapping of keys"),
+    ("full.optimizer", "sgd", "full.optimizer must be one of adamw_torch, adafactor; got 'sgd'"),
+    ("generation.batch_size", "big", "generation.batch_size must be int or auto; got 'big'"),
+    ("generation.batch_size", 0, "generation.batch_size must be a positive integer or auto, got 0"),
+    ("ppo.generation_batch_size", -2, "ppo.generation_batch_size must be a positive integer or auto"),
+    ("ppo.kl_horizon", 0, "ppo.kl_horizon must be > 0, got 0"),
 ]
 
 
@@ -82,6 +90,17 @@ def test_missing_device_fails_at_load(params, monkeypatch, device, message):
     with pytest.raises(ConfigError, match="params.yaml: device") as err:
         parse_config(params)
     assert message in str(err.value)
+
+
+def test_batch_size_accepts_an_integer_or_auto(params):
+    params["generation"]["batch_size"] = 24
+    assert parse_config(params, check_device=False).generation.batch_size == 24
+
+
+def test_several_processes_cannot_share_one_named_gpu(params):
+    params["device"], params["training"]["num_processes"] = "cuda:1", 2
+    with pytest.raises(ConfigError, match="params.yaml: training.num_processes must be 1 with device cuda:1"):
+        parse_config(params, check_device=False)
 
 
 def test_precision_checked_against_device(params, monkeypatch):

@@ -44,3 +44,93 @@ def test_resolve_precision(requested, device, expected):
 def test_resolve_precision_rejects(requested, device):
     with pytest.raises(DeviceError):
         resolve_precision(requested, device, TWO_GPUS)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# One process, one GPU: transformers' Trainer ignores torch.cuda.set_device (cuda:0) and wraps a model that sees
+# several GPUs in DataParallel, so the stage restricts the visible GPUs before CUDA starts.
+
+from summarizer.device import check_num_processes, pin_visible_gpu, resolve_batch_size  # noqa: E402
+
+
+@pytest.mark.parametrize("requested,env,updates,device", [
+    ("cuda:1", {}, {"CUDA_VISIBLE_DEVICES": "1"}, "cuda:0"),
+    ("cuda", {}, {"CUDA_VISIBLE_DEVICES": "0"}, "cuda:0"),
+    ("auto", {}, {"CUDA_VISIBLE_DEVICES": "0"}, "auto"),
+    ("cuda:1", {"CUDA_VISIBLE_DEVICES": "4,6,7"}, {"CUDA_VISIBLE_DEVICES": "6"}, "cuda:0"),
+    ("cuda:3", {"CUDA_VISIBLE_DEVICES": "4,6,7"}, {}, "cuda:3"),  # not there: resolve_device names it
+    ("cpu", {}, {}, "cpu"),
+    ("mps", {}, {}, "mps"),
+])
+def test_pin_visible_gpu(requested, env, updates, device):
+    assert pin_visible_gpu(requested, env) == (updates, device)
+
+
+def test_finetune_stage_hands_training_one_gpu(tiny_workspace, tmp_path, monkeypatch):
+    """The environment and device the training function gets for `device: cuda:1` (faked: no GPU here)."""
+    from conftest import tiny_params, write_params
+    from stages import finetune
+    from summarizer.device import Runtime
+
+    raw = tiny_params()
+    raw["device"] = "cuda:1"
+    params = write_params(tmp_path / "params.yaml", raw)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    for var in ("LOCAL_RANK", "ACCELERATE_LAUNCHED"):
+        monkeypatch.delenv(var, raising=False)
+    seen = {}
+
+    def fake_select_runtime(device, precision, facts=None):
+        seen["visible"], seen["device"] = __import__("os").environ.get("CUDA_VISIBLE_DEVICES"), device
+        return Runtime("cpu", "fp32")  # train on the CPU: the point is what the stage asked for
+
+    def fake_train(request, **kwargs):
+        seen["train"] = True
+        return {"steps": 0}
+
+    monkeypatch.setattr("summarizer.device.select_runtime", fake_select_runtime)
+    monkeypatch.setattr(finetune, "train", fake_train)
+    finetune.main(["--params", str(params), "--method", "lora", "--out", str(tmp_path / "out"),
+                   "--checkpoints", str(tmp_path / "ckpt"), "--live", str(tmp_path / "live"),
+                   "--metrics", str(tmp_path / "m.json")])
+    assert seen == {"visible": "1", "device": "cuda:0", "train": True}
+
+
+@pytest.mark.parametrize("procs,device,facts,ok", [
+    (1, "cuda", TWO_GPUS, True),
+    (2, "cuda", TWO_GPUS, True),
+    (3, "cuda", TWO_GPUS, False),
+    (3, "auto", TWO_GPUS, False),
+    (2, "cpu", CPU_ONLY, True),  # CPU processes over gloo
+    (2, "auto", CPU_ONLY, True),
+    (2, "mps", MAC, False),
+])
+def test_check_num_processes(procs, device, facts, ok):
+    if ok:
+        check_num_processes(procs, device, facts)
+    else:
+        with pytest.raises(DeviceError, match="training.num_processes must be"):
+            check_num_processes(procs, device, facts)
+
+
+def test_finetune_stage_refuses_more_processes_than_gpus(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from conftest import ROOT, tiny_params, write_params
+
+    raw = tiny_params()
+    raw["device"], raw["training"]["num_processes"] = "cuda", 4
+    params = write_params(tmp_path / "params.yaml", raw)
+    proc = subprocess.run([sys.executable, str(ROOT / "stages/finetune.py"), "--params", str(params), "--method",
+                           "lora", "--out", "o", "--checkpoints", "c", "--live", "l", "--metrics", "m.json"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    # no GPU on this machine: 4 processes on `cuda` are refused, naming the key
+    assert "training.num_processes must be <= the number of GPUs present (0), got 4" in proc.stderr
+
+
+@pytest.mark.parametrize("value,device,expected", [("auto", "cpu", 16), ("auto", "cuda:0", 64), ("auto", "mps", 16),
+                                                   (8, "cuda:0", 8)])
+def test_resolve_batch_size(value, device, expected):
+    assert resolve_batch_size(value, device) == expected

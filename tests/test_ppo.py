@@ -1,5 +1,13 @@
-"""Guards the pinned trl 0.11.4: two PPO steps on the tiny models really train the adapter and nothing else."""
+"""PPO with the pinned trl 0.11.4: that it *works*, not only runs.
 
+- queries reach generate() on the trainer's device (a CPU tensor crashed T5 on any GPU);
+- the KL reference is the LoRA summarizer PPO starts from: KL 0 before the first update;
+- the log-probs trl trains on are those of the tokens the sampler drew (the decoder start token is kept);
+- a synthetic reward with a clear signal rises under PPO;
+- only the fresh adapter and the value head train, and what is saved reloads as the trained policy.
+"""
+
+import dataclasses
 import math
 
 import pytest
@@ -7,22 +15,63 @@ import torch
 
 from conftest import tiny_params
 from summarizer.config import parse_config
+from summarizer.device import Runtime
 from summarizer.io import read_jsonl
-from summarizer.modeling import load_classifier, load_summarizer, load_tokenizer
-from summarizer.ppo import load_policy, run_ppo, save_adapter, select_prompts
+from summarizer.modeling import build_tiny_t5, load_classifier, load_summarizer, load_tokenizer
+from summarizer.ppo import (encode_queries, generate_responses, load_policy, make_trainer, run_ppo, save_policy,
+                            select_prompts)
 from summarizer.toxicity import ToxicityScorer
 from summarizer.training import wrap_model
 
+CPU = Runtime("cpu", "fp32")
+
+
+def _cfg(**ppo):
+    raw = tiny_params()
+    raw["ppo"].update(dict(steps=2, batch_size=4, mini_batch_size=2, min_new_tokens=4, max_new_tokens=10,
+                           prompt_min_chars=100) | ppo)
+    return parse_config(raw, check_device=False)
+
 
 @pytest.fixture(scope="module")
-def setup(tiny_workspace, tmp_path_factory):
-    raw = tiny_params()
-    raw["ppo"].update(steps=2, batch_size=4, mini_batch_size=2, min_new_tokens=4, max_new_tokens=10,
-                      prompt_min_chars=100)
-    cfg = parse_config(raw, check_device=False)
-    adapter = tmp_path_factory.mktemp("lora") / "lora"
-    wrap_model(load_summarizer(tiny_workspace / "models/base"), "lora", cfg.lora, ".").save_pretrained(adapter)
-    return cfg, adapter
+def base(tiny_workspace, tmp_path_factory):
+    """A tiny base whose outputs depend on its weights (the demo's small init gives near-uniform logits)."""
+    cfg = _cfg()
+    tokenizer = load_tokenizer(tiny_workspace / "models/base")
+    model = build_tiny_t5(dataclasses.replace(cfg.model.tiny, initializer_factor=0.5), tokenizer, seed=3)
+    out = tmp_path_factory.mktemp("base") / "base"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sft_adapter(base, tmp_path_factory):
+    """A LoRA adapter that changes the model (B perturbed away from its zero init, as training would)."""
+    cfg = _cfg()
+    model = wrap_model(load_summarizer(base), "lora", cfg.lora, ".")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+    out = tmp_path_factory.mktemp("sft") / "lora"
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def prompts(tiny_workspace):
+    cfg = _cfg()
+    return select_prompts(read_jsonl(tiny_workspace / "data/prepared/train.jsonl"), cfg.prompt.template, 100, 1000,
+                          cfg.seed)
+
+
+def _trainer(base, adapter, cfg, runtime=CPU):
+    torch.manual_seed(0)
+    tokenizer = load_tokenizer(base)
+    policy = load_policy(base, adapter)
+    return make_trainer(policy, tokenizer, cfg.ppo, runtime, cfg.seed)
 
 
 def test_select_prompts_filters_and_shuffles_by_seed():
@@ -32,43 +81,155 @@ def test_select_prompts_filters_and_shuffles_by_seed():
     assert a == select_prompts(rows, "<{dialogue}>", 200, 1000, seed=1)
 
 
-def test_two_ppo_steps(tiny_workspace, setup, tmp_path):
-    cfg, adapter = setup
+def test_queries_reach_generate_on_the_trainers_device(base, sft_adapter, prompts):
+    """On a GPU, CPU query ids reaching T5's CUDA embedding crashed the stage. Make the device observable on a
+    CPU: the trainer claims the `meta` device, and generate() records what it receives."""
+    cfg = _cfg()
+    trainer = _trainer(base, sft_adapter, cfg)
+    policy = trainer.model
+    seen = []
+
+    def spy(**kwargs):  # meta tensors hold no data: record the device, answer "<start> 5 </s>" per query
+        ids = kwargs["input_ids"]
+        seen.append(ids.device.type)
+        return torch.tensor([[0, 5, 1]] * ids.shape[0])
+
+    policy.generate = spy
+    trainer.current_device = torch.device("meta")
+    queries = encode_queries(trainer.tokenizer, prompts[:4], 512)
+    responses = generate_responses(trainer, queries, max_new_tokens=5, batch_size=2, top_k=0, top_p=1.0)
+    assert len(responses) == 4 and seen == ["meta", "meta"]  # two batches of two, on the trainer's device
+
+
+def test_kl_is_zero_before_the_first_update(base, sft_adapter, prompts):
+    """The reference is the fine-tuned LoRA summarizer (not the base model): with a LoRA adapter that changes the
+    model, the first step's KL, computed before any update, is 0."""
+    cfg = _cfg(steps=1)
+    trainer = _trainer(base, sft_adapter, cfg)
+    # ... and the policy really is the LoRA summarizer: same logits as base + adapter.
+    sft = load_summarizer(sft_adapter, base)
+    ids = encode_queries(trainer.tokenizer, prompts[:1], 512)[0][None]
+    start = torch.zeros((1, 1), dtype=torch.long)
+    with torch.no_grad():
+        expected = sft(input_ids=ids, decoder_input_ids=start).logits
+        untuned = load_summarizer(base)(input_ids=ids, decoder_input_ids=start).logits
+        got = trainer.model.pretrained_model(input_ids=ids, decoder_input_ids=start).logits
+    assert torch.allclose(got, expected, atol=1e-4)
+    assert not torch.allclose(untuned, expected, atol=0.1), "the test adapter must change the model"
+
+    history = run_ppo(trainer, prompts, lambda texts: [0.0] * len(texts), cfg.ppo, max_source_tokens=512,
+                      seed=cfg.seed, device="cpu", progress=False)
+    assert abs(history[0]["kl"]) < 1e-3, history[0]
+
+
+def test_trl_log_probs_equal_the_samplers(base, sft_adapter, prompts):
+    """trl's per-token log-probs of a sampled response (what PPO's ratio and KL use) equal those the sampler drew
+    it with. With the decoder start token stripped they were those of a sequence the model never sampled."""
+    cfg = _cfg()
+    trainer = _trainer(base, sft_adapter, cfg)
+    policy = trainer.model
+    captured, real_generate = [], policy.generate
+
+    def recording(**kwargs):
+        out = real_generate(**kwargs, output_logits=True, return_dict_in_generate=True)
+        captured.append((out.sequences, torch.stack(out.logits, dim=1)))
+        return out.sequences
+
+    policy.generate = recording
+    queries = encode_queries(trainer.tokenizer, prompts[:4], 512)
+    torch.manual_seed(1)
+    responses = generate_responses(trainer, queries, max_new_tokens=12, batch_size=4, top_k=0, top_p=1.0)
+    (sequences, logits), = captured
+    sampler = torch.log_softmax(logits.float(), dim=-1).gather(-1, sequences[:, 1:, None])[..., 0]
+
+    model_inputs = trainer.prepare_model_inputs(queries, responses)
+    with torch.no_grad():
+        logprobs, _, _, masks = trainer.batched_forward_pass(policy, queries, responses, model_inputs)
+    compared = 0
+    for j, response in enumerate(responses):
+        n = len(response) - 1  # sampled tokens after the start token
+        positions = masks[j].nonzero().flatten()
+        # trl scores token t + 1 at position t and masks position 0 (the first sampled token)
+        assert positions.tolist() == list(range(1, n))
+        assert torch.allclose(logprobs[j, positions], sampler[j, positions], atol=1e-4), (j, logprobs[j, positions],
+                                                                                         sampler[j, positions])
+        compared += len(positions)
+    assert compared >= 4 * 5
+
+
+def test_ppo_learns_a_synthetic_reward(base, sft_adapter, prompts):
+    """A reward with a clear signal (the share of response tokens from the lower half of the vocabulary) rises
+    over a few dozen seeded PPO steps, while the KL stays finite."""
+    cfg = _cfg(steps=30, batch_size=8, mini_batch_size=4, ppo_epochs=2, lr=5e-3, min_new_tokens=8, max_new_tokens=8,
+               init_kl_coef=0.01, adaptive_kl=False)
+    trainer = _trainer(base, sft_adapter, cfg)
+    tokenizer = trainer.tokenizer
+    half = len(tokenizer) // 2
+
+    def low_token_share(texts):
+        ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [sum(i < half for i in seq) / max(len(seq), 1) for seq in ids]
+
+    history = run_ppo(trainer, prompts, low_token_share, cfg.ppo, max_source_tokens=512, seed=cfg.seed,
+                      device="cpu", progress=False)
+    rewards = [h["reward_mean"] for h in history]
+    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    assert last > first + 0.2, rewards
+    assert all(math.isfinite(h["kl"]) for h in history)
+
+
+def test_two_ppo_steps_train_only_the_new_adapter_and_save_the_policy(tiny_workspace, base, sft_adapter, prompts,
+                                                                       tmp_path):
+    cfg = _cfg()
     ws = tiny_workspace
-    torch.manual_seed(0)
-    tokenizer = load_tokenizer(ws / "models/base")
-    policy, reference = load_policy(ws / "models/base", adapter, "cpu")
+    trainer = _trainer(base, sft_adapter, cfg)
+    policy = trainer.model
     classifier, cls_tok = load_classifier(ws / "models/classifier")
     c = cfg.classifier
     scorer = ToxicityScorer(classifier, cls_tok, toxic_label=c.toxic_label, nontoxic_label=c.nontoxic_label,
                             max_tokens=c.max_tokens, batch_size=c.batch_size)
-    prompts = select_prompts(read_jsonl(ws / "data/prepared/train.jsonl"), cfg.prompt.template, 100, 1000, cfg.seed)
-
     lora_before = {n: p.detach().clone() for n, p in policy.named_parameters() if "lora_" in n}
-    ref_before = {n: p.detach().clone() for n, p in reference.named_parameters()}
-    base_before = {n: p.detach().clone() for n, p in policy.named_parameters()
-                   if "lora_" not in n and "v_head" not in n}
-    assert lora_before and all(not p.requires_grad for p in reference.parameters())
+    frozen_before = {n: p.detach().clone() for n, p in policy.named_parameters()
+                     if "lora_" not in n and "v_head" not in n}
+    assert lora_before and all(not p.requires_grad for n, p in policy.named_parameters() if n in frozen_before)
 
-    history = run_ppo(policy, reference, tokenizer, prompts, scorer.reward, cfg.ppo, max_source_tokens=512,
-                      seed=cfg.seed, progress=False)
+    history = run_ppo(trainer, prompts, scorer.reward, cfg.ppo, max_source_tokens=512, seed=cfg.seed,
+                      device="cpu", progress=False)
 
     assert len(history) == 2
     for row in history:
         assert math.isfinite(row["kl"]) and math.isfinite(row["reward_mean"])
         assert math.isfinite(row["policy_loss"]) and math.isfinite(row["value_loss"])
-        assert 1 <= row["response_tokens_mean"] <= cfg.ppo.max_new_tokens + 1
-    lora_after = dict(policy.named_parameters())
-    changed = [n for n in lora_before if not torch.equal(lora_before[n], lora_after[n])]
-    assert changed, "PPO must update the LoRA adapter"
-    assert all(torch.equal(p, ref_before[n]) for n, p in reference.named_parameters()), "the reference is frozen"
-    assert all(torch.equal(p, base_before[n]) for n, p in policy.named_parameters() if n in base_before), \
-        "only the adapter (and value head) train"
+        assert 1 <= row["response_tokens_mean"] <= cfg.ppo.max_new_tokens
+    after = dict(policy.named_parameters())
+    assert any(not torch.equal(lora_before[n], after[n]) for n in lora_before), "PPO must update the adapter"
+    assert all(torch.equal(p, after[n]) for n, p in frozen_before.items()), "only the adapter and value head train"
 
-    save_adapter(policy, tmp_path / "ppo")
-    assert (tmp_path / "ppo/adapter_model.safetensors").exists()
-    reloaded = load_summarizer(tmp_path / "ppo", ws / "models/base")
-    saved = {n: p for n, p in reloaded.named_parameters() if "lora_" in n}
-    assert saved and not any("v_head" in n for n, _ in reloaded.named_parameters())
-    name = changed[0].replace("pretrained_model.", "")
-    assert torch.equal(dict(reloaded.named_parameters())[name], lora_after[changed[0]].detach())
+    ids = encode_queries(trainer.tokenizer, prompts[:2], 512)[0][None]
+    start = torch.zeros((1, 1), dtype=torch.long)
+    with torch.no_grad():
+        expected = policy.pretrained_model(input_ids=ids, decoder_input_ids=start).logits
+    save_policy(policy, trainer.tokenizer, tmp_path / "ppo")
+    assert (tmp_path / "ppo/model.safetensors").exists() and (tmp_path / "ppo/tokenizer.json").exists()
+    reloaded = load_summarizer(tmp_path / "ppo")
+    assert not any("v_head" in n or "lora_" in n for n, _ in reloaded.named_parameters())
+    with torch.no_grad():  # merging the adapters into the weights rounds differently: a relative tolerance
+        assert torch.allclose(reloaded(input_ids=ids, decoder_input_ids=start).logits, expected, rtol=1e-3,
+                              atol=1e-3)
+
+
+def test_mixed_precision_is_applied(base, sft_adapter, prompts):
+    """precision: bf16 runs PPO's forward passes under bf16 autocast over fp32 weights (not silently fp32)."""
+    from accelerate.state import AcceleratorState
+
+    cfg = _cfg(steps=1)
+    AcceleratorState._reset_state(True)  # accelerate fixes the precision once per process (a stage is one)
+    try:
+        trainer = _trainer(base, sft_adapter, cfg, runtime=Runtime("cpu", "bf16"))
+        assert trainer.accelerator.mixed_precision == "bf16"
+        assert next(trainer.model.parameters()).dtype == torch.float32
+        history = run_ppo(trainer, prompts, lambda texts: [1.0] * len(texts), cfg.ppo, max_source_tokens=512,
+                          seed=cfg.seed, device="cpu", progress=False)
+        assert math.isfinite(history[0]["kl"])
+    finally:
+        AcceleratorState._reset_state(True)

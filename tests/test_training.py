@@ -1,14 +1,21 @@
-"""Fine-tuning: parameter counts, resume after an interruption, and prompt tuning that really changes outputs."""
+"""Fine-tuning: parameter counts, the loss it logs, resume after an interruption, optimizers, weights in fp32, and
+prompt tuning that really changes outputs."""
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
+from transformers import TrainerCallback
 
-from conftest import tiny_params
+from conftest import ROOT, tiny_params, write_params
 from summarizer.config import parse_config
 from summarizer.device import Runtime
-from summarizer.io import read_json
+from summarizer.io import read_json, read_jsonl, write_jsonl
+from summarizer.modeling import build_tiny_t5, load_tokenizer
 from summarizer.training import TrainRequest, train, wrap_model
 
 CPU = Runtime("cpu", "fp32")
@@ -47,28 +54,45 @@ def test_lora_parameter_count_of_flan_t5_base():
     assert round(100 * trainable / total, 2) == 1.41
 
 
+class InterruptAfterSave(TrainerCallback):
+    """Ctrl+C right after the checkpoint of ``step`` is written, as a user interrupting a long run would."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            raise KeyboardInterrupt
+
+
+def _steps(tsv):
+    return [int(line.split("\t")[0]) for line in tsv.read_text().splitlines()[1:]]
+
+
 def test_interrupt_and_resume(tiny_workspace, tmp_path):
     cfg = _cfg(lora={"max_steps": 4})
     kwargs = dict(base_dir=tiny_workspace / "models/base", features_dir=tiny_workspace / "data/tokenized",
                   out_dir=tmp_path / "out", checkpoint_dir=tmp_path / "ckpt", live_dir=tmp_path / "live",
                   runtime=CPU)
-    first = train(_request(cfg, "lora"), stop_after_steps=2, **kwargs)
-    assert first == {"interrupted_at_step": 2}
+    with pytest.raises(KeyboardInterrupt):
+        train(_request(cfg, "lora"), callbacks=[InterruptAfterSave(2)], **kwargs)
     assert (tmp_path / "ckpt/checkpoint-2").is_dir() and not (tmp_path / "out").exists()
 
     second = train(_request(cfg, "lora"), **kwargs)
     assert second["resumed_from_step"] == 2 and second["steps"] == 4
     assert (tmp_path / "out/adapter_model.safetensors").exists()
     assert not (tmp_path / "ckpt").exists(), "a finished run leaves only its final outputs"
-    steps = [int(l.split("\t")[0]) for l in (tmp_path / "live/plots/metrics/loss.tsv").read_text().splitlines()[1:]]
-    assert steps == [1, 2, 3, 4], "the curve continues across the interruption"
+    assert _steps(tmp_path / "live/plots/metrics/loss.tsv") == [1, 2, 3, 4], "the curve continues"
+    # validation at steps 2 and 4 (eval_steps=2), each once: no second point from a final evaluation
+    assert _steps(tmp_path / "live/plots/metrics/eval/loss.tsv") == [2, 4]
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(tiny_workspace, tmp_path):
     kwargs = dict(base_dir=tiny_workspace / "models/base", features_dir=tiny_workspace / "data/tokenized",
                   out_dir=tmp_path / "out", checkpoint_dir=tmp_path / "ckpt", live_dir=tmp_path / "live",
                   runtime=CPU)
-    train(_request(_cfg(lora={"max_steps": 4}), "lora"), stop_after_steps=2, **kwargs)
+    with pytest.raises(KeyboardInterrupt):
+        train(_request(_cfg(lora={"max_steps": 4}), "lora"), callbacks=[InterruptAfterSave(2)], **kwargs)
     other = train(_request(_cfg(lora={"max_steps": 4, "lr": 5e-3}), "lora"), **kwargs)
     assert other["resumed_from_step"] == 0 and other["steps"] == 4
 
@@ -90,8 +114,9 @@ def test_prompt_tuning_changes_generation(tiny_workspace, tmp_path):
     summary = train(_request(cfg, "prompt_tuning"), base_dir=base_dir,
                     features_dir=tiny_workspace / "data/tokenized", out_dir=tmp_path / "pt",
                     checkpoint_dir=tmp_path / "ckpt", live_dir=tmp_path / "live", runtime=CPU)
-    # peft keeps num_virtual_tokens embeddings per transformer stack of a seq2seq model (encoder and decoder)
-    assert summary["trainable_parameters"] == 2 * 8 * cfg.model.tiny.d_model
+    # num_virtual_tokens embeddings before the encoder input, and nothing else (peft's seq2seq default allocated a
+    # second, never-used block that counted as trainable)
+    assert summary["trainable_parameters"] == 8 * cfg.model.tiny.d_model
 
     prompts = [r["dialogue"] for r in read_jsonl(tiny_workspace / "data/prepared/test.jsonl")][::3]
     gen = build_generation_config(dataclasses.replace(cfg.generation, max_new_tokens=16), lively.config)
@@ -125,3 +150,100 @@ def test_finetune_stage_writes_metrics(tiny_workspace, tmp_path):
     assert m["method"] == "full" and m["learning_rate"] == pytest.approx(raw["lr"]) and m["steps"] == 2
     assert m["trainable_parameters"] == m["total_parameters"]
     assert (tmp_path / "full/model.safetensors").exists() and not (tmp_path / "full/training_args.bin").exists()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The loss that is logged is the loss that is optimised.
+
+
+@pytest.fixture(scope="module")
+def constant_task(tiny_workspace, tmp_path_factory):
+    """A base model without dropout and a training set of one example repeated: every micro-batch has the same
+    loss, so the loss the Trainer logs must equal the one computed directly, whatever the batching."""
+    cfg = _cfg()
+    tok = load_tokenizer(tiny_workspace / "models/base")
+    model = build_tiny_t5(cfg.model.tiny, tok, seed=5)
+    model.config.dropout_rate = 0.0
+    model = type(model)(model.config)  # rebuilt so that the dropout modules take the new rate
+    torch.manual_seed(5)
+    root = tmp_path_factory.mktemp("constant")
+    model.save_pretrained(root / "base")
+    tok.save_pretrained(root / "base")
+    row = read_jsonl(tiny_workspace / "data/tokenized/train.jsonl")[0]
+    for split in ("train", "validation"):
+        write_jsonl(root / f"features/{split}.jsonl", [dict(row, id=f"{split}_{i}") for i in range(32)])
+    with torch.no_grad():
+        model.eval()
+        direct = model(input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]])).loss.item()
+    return root, direct
+
+
+@pytest.mark.parametrize("grad_accum", [1, 2, 4])
+def test_logged_loss_equals_the_loss_computed_directly(constant_task, tmp_path, grad_accum):
+    """transformers took T5 (forward(**kwargs)) for a model that normalises its own loss and skipped the division
+    by the accumulation steps: the logged loss was 2x / 4x the real one with accumulation 2 / 4."""
+    root, direct = constant_task
+    cfg = _cfg(full={"max_steps": 2, "batch_size": 4, "grad_accum_steps": grad_accum})
+    request = dataclasses.replace(_request(cfg, "full"), lr=1e-12)  # weights stay put: every step sees one loss
+    summary = train(request, base_dir=root / "base", features_dir=root / "features", out_dir=tmp_path / "out",
+                    checkpoint_dir=tmp_path / "ckpt", live_dir=tmp_path / "live", runtime=CPU)
+    assert summary["train_loss_first"] == pytest.approx(direct, rel=0.01)
+    assert summary["train_loss_mean"] == pytest.approx(direct, rel=0.01)
+
+
+def test_two_processes_log_what_one_does(constant_task, tmp_path):
+    """Two data-parallel CPU processes (gloo) through the stage's own relaunch: the loss is not multiplied by the
+    number of processes, and rank 0 alone writes the curves and the metrics."""
+    root, direct = constant_task
+    raw = tiny_params()
+    raw["training"].update(num_processes=2, logging_steps=1)
+    raw["full"].update(max_steps=2, batch_size=4)
+    params = write_params(tmp_path / "params.yaml", raw)
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "ACCELERATE_LAUNCHED")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "stages/finetune.py"), "--params", str(params), "--method", "full",
+         "--base-model", str(root / "base"), "--features", str(root / "features"), "--out", str(tmp_path / "out"),
+         "--checkpoints", str(tmp_path / "ckpt"), "--live", str(tmp_path / "live"),
+         "--metrics", str(tmp_path / "metrics.json")],
+        capture_output=True, text=True, timeout=600, env=env | {"HF_HUB_OFFLINE": "1"}, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    metrics = read_json(tmp_path / "metrics.json")
+    assert metrics["processes"] == 2 and metrics["steps"] == 2
+    assert metrics["train_loss_first"] == pytest.approx(direct, rel=0.01)
+    live = json.loads((tmp_path / "live/metrics.json").read_text())
+    assert live["step"] == 2 and _steps(tmp_path / "live/plots/metrics/loss.tsv") == [1, 2]
+
+
+def test_weights_train_in_fp32_from_a_bf16_checkpoint(constant_task, tmp_path):
+    """transformers 5 loads dtype="auto": a bf16 checkpoint would have trained in pure bf16."""
+    from safetensors import safe_open
+
+    root, _ = constant_task
+    from transformers import AutoModelForSeq2SeqLM
+
+    AutoModelForSeq2SeqLM.from_pretrained(root / "base", dtype=torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    load_tokenizer(root / "base").save_pretrained(tmp_path / "bf16")
+    cfg = _cfg(full={"max_steps": 1})
+    train(_request(cfg, "full"), base_dir=tmp_path / "bf16", features_dir=root / "features",
+          out_dir=tmp_path / "out", checkpoint_dir=tmp_path / "ckpt", live_dir=tmp_path / "live", runtime=CPU)
+    with safe_open(tmp_path / "out/model.safetensors", "pt") as f:
+        assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"F32"}
+
+
+class RecordOptimizer(TrainerCallback):
+    def __init__(self):
+        self.name = None
+
+    def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+        self.name = type(optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer).__name__
+
+
+@pytest.mark.parametrize("optimizer, expected", [("adamw_torch", "AdamW"), ("adafactor", "Adafactor")])
+def test_optimizer_param_is_used(constant_task, tmp_path, optimizer, expected):
+    root, _ = constant_task
+    cfg = _cfg(lora={"max_steps": 1, "optimizer": optimizer})
+    record = RecordOptimizer()
+    summary = train(_request(cfg, "lora"), base_dir=root / "base", features_dir=root / "features",
+                    out_dir=tmp_path / "out", checkpoint_dir=tmp_path / "ckpt", live_dir=tmp_path / "live",
+                    runtime=CPU, callbacks=[record])
+    assert record.name == expected and summary["optimizer"] == optimizer

@@ -36,6 +36,10 @@ def _ge(bound: float) -> Check:
     return lambda v: None if v is None or v >= bound else f"be >= {bound}"
 
 
+def _positive_or_auto(v: Any) -> str | None:
+    return None if v == "auto" or (isinstance(v, int) and v > 0) else "be a positive integer or auto"
+
+
 def _fraction(v: Any) -> str | None:
     return None if v is None or 0.0 <= v <= 1.0 else "be a fraction in [0, 1]"
 
@@ -128,7 +132,7 @@ class GenerationConfig:
     """Decoding settings shared by evaluation, PPO evaluation and the app. Lengths always come from here:
     transformers' default max_length of 20 tokens would silently cut summaries short."""
 
-    batch_size: int = checked(_gt(0))
+    batch_size: int | Literal["auto"] = checked(_positive_or_auto)  # auto: 16 on a CPU or MPS, 64 on CUDA
     max_new_tokens: int = checked(_gt(0))
     min_new_tokens: int = checked(_ge(0))
     num_beams: int = checked(_gt(0))
@@ -177,10 +181,14 @@ class ScoringConfig:
     confidence: float = checked(_fraction, _gt(0))
 
 
+OPTIMIZERS = ("adamw_torch", "adafactor")  # transformers' `optim` names
+
+
 @dataclass(frozen=True)
 class MethodConfig:
     """What every fine-tuning method sets for itself, so that a sweep of one method reruns only its chain."""
 
+    optimizer: Literal[OPTIMIZERS] = field()  # type: ignore[valid-type]
     batch_size: int = checked(_gt(0))
     grad_accum_steps: int = checked(_gt(0))
     epochs: float = checked(_gt(0))
@@ -235,6 +243,8 @@ class PpoConfig:
     init_kl_coef: float = checked(_ge(0))
     adaptive_kl: bool = field()
     target_kl: float = checked(_gt(0))
+    kl_horizon: int = checked(_gt(0))  # trl's adaptive-KL horizon: how fast the coefficient may move
+    generation_batch_size: int | Literal["auto"] = checked(_positive_or_auto)
     min_new_tokens: int = checked(_gt(0))
     max_new_tokens: int = checked(_gt(0))
     top_k: int = checked(_ge(0))
@@ -288,6 +298,10 @@ class Config:
         if self.ppo.mini_batch_size > self.ppo.batch_size or self.ppo.batch_size % self.ppo.mini_batch_size:
             raise ConfigError(f"params.yaml: ppo.mini_batch_size must divide ppo.batch_size, got "
                               f"{self.ppo.mini_batch_size} and {self.ppo.batch_size}")
+        if self.training.num_processes > 1 and re.fullmatch(r"cuda:\d+", self.device):
+            raise ConfigError(f"params.yaml: training.num_processes must be 1 with device {self.device} (several "
+                              f"processes take one GPU each: use device cuda or auto), got "
+                              f"{self.training.num_processes}")
         if self.ppo.min_new_tokens > self.ppo.max_new_tokens:
             raise ConfigError(f"params.yaml: ppo.min_new_tokens must be <= ppo.max_new_tokens, got "
                               f"{self.ppo.min_new_tokens} > {self.ppo.max_new_tokens}")
@@ -317,8 +331,17 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, key)
+        members = [a for a in args if a is not type(None)]
+        if len(members) == 1:
+            return _coerce(value, members[0], key)
+        for member in members:  # e.g. int | Literal["auto"]: the first member that accepts the value
+            try:
+                return _coerce(value, member, key)
+            except ConfigError:
+                pass
+        names = [", ".join(map(str, typing.get_args(m))) if typing.get_origin(m) is Literal else _type_name(m)
+                 for m in members]
+        raise ConfigError(f"params.yaml: {key} must be {' or '.join(names)}; got {value!r}")
     if origin is Literal:
         choices = typing.get_args(tp)
         if len(choices) == 1 and isinstance(choices[0], tuple):  # Literal[TUPLE_CONSTANT]

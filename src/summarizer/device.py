@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from summarizer.errors import DeviceError
+
 log = logging.getLogger(__name__)
-
-
-class DeviceError(ValueError):
-    """The requested device or precision does not exist on this machine."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +77,63 @@ def resolve_precision(requested: str, device: str, facts: RuntimeFacts) -> str:
     if requested == "fp16" and not on_cuda:
         raise DeviceError(f"precision must be supported by device {device}, got 'fp16' (fp16 needs a CUDA GPU)")
     return requested
+
+
+def pin_visible_gpu(requested: str, env: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """(environment updates, device to resolve) that make a single-process run see only the GPU it was given.
+
+    Must be applied before CUDA starts. transformers' Trainer ignores ``torch.cuda.set_device``: outside a
+    distributed launch it puts the model on ``cuda:0`` (``training_args.py`` ~1943) and, when it sees several GPUs,
+    wraps it in ``DataParallel`` (``trainer.py`` ~2666), so batch size, step count and results would depend on the
+    machine. accelerate (PPO) picks ``cuda`` likewise. Hiding the other GPUs makes the chosen one ``cuda:0``.
+    ``cuda:N`` indexes the GPUs visible before pinning (an existing ``CUDA_VISIBLE_DEVICES`` list is respected).
+    """
+    if requested in ("cpu", "mps"):
+        return {}, requested
+    match = _CUDA.match(requested)
+    if requested != "auto" and not match:
+        return {}, requested  # resolve_device reports the bad value
+    index = int(match.group(1) or 0) if match else 0
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else None
+    if ids is not None and index >= len(ids):
+        return {}, requested  # not there: resolve_device names the device and what is visible
+    pinned = ids[index] if ids is not None else str(index)
+    return {"CUDA_VISIBLE_DEVICES": pinned}, "auto" if requested == "auto" else "cuda:0"
+
+
+def select_pinned_runtime(requested: str, precision: str) -> Runtime:
+    """:func:`pin_visible_gpu` applied to this process, then :func:`select_runtime`. Call before CUDA starts."""
+    updates, device = pin_visible_gpu(requested, os.environ)
+    os.environ.update(updates)
+    try:
+        return select_runtime(device, precision)
+    except DeviceError as err:
+        if updates.get("CUDA_VISIBLE_DEVICES") is not None and device != requested:
+            raise DeviceError(f"device must exist on this machine, got {requested!r} (CUDA_VISIBLE_DEVICES="
+                              f"{updates['CUDA_VISIBLE_DEVICES']} shows no usable GPU: {err})") from None
+        raise
+
+
+def check_num_processes(num_processes: int, device: str, facts: RuntimeFacts) -> None:
+    """``training.num_processes`` > 1 runs one process per GPU: refuse more processes than GPUs present."""
+    if num_processes <= 1:
+        return
+    if device.startswith("cuda") or (device == "auto" and facts.cuda_count):
+        if num_processes > facts.cuda_count:
+            raise DeviceError(f"training.num_processes must be <= the number of GPUs present ({facts.cuda_count}), "
+                              f"got {num_processes}")
+    elif device == "mps":
+        raise DeviceError(f"training.num_processes must be 1 on MPS, got {num_processes}")
+    # device cpu (or auto without a GPU): several CPU processes over gloo, which works anywhere
+
+
+def resolve_batch_size(value: int | str, device: str, *, cpu: int = 16, cuda: int = 64) -> int:
+    """A ``batch_size: auto`` param: ``cuda`` on a GPU (generation is memory-light next to training, and 16
+    sequences leave an H100 mostly idle), ``cpu`` elsewhere; an integer is used as it is."""
+    if value != "auto":
+        return int(value)
+    return cuda if device.startswith("cuda") else cpu
 
 
 def runtime_facts() -> RuntimeFacts:

@@ -13,4 +13,8 @@ class ModelError(RuntimeError):
     """A model could not be loaded: the message says from where and what to do."""
 
 
+class DeviceError(ConfigError):
+    """The requested device or precision does not exist on this machine (found where the device is used)."""
+
+
 USER_ERRORS = (ConfigError, DataError, ModelError)

@@ -1,9 +1,22 @@
 """PPO detoxification with trl 0.11.4, the last trl whose PPOTrainer supports encoder-decoder models.
 
-The policy is the LoRA-fine-tuned model with a value head (only the adapter and the head train); the frozen
-reference is a copy of that starting policy (``create_reference_model``), so the KL penalty keeps the policy near
-the summarizer it started from. The reward of a sampled summary is the classifier's raw logit of the non-toxic
-label. Only the adapter is saved: the value head exists for training alone.
+**The reference is the LoRA summarizer PPO starts from.** trl marks a policy built over a ``PeftModel`` as PEFT and
+then computes the reference log-probs with the adapter *disabled* (``trl/models/modeling_base.py`` ~255,
+``trl/trainer/ppo_trainer.py`` ~258 and ~756), ignoring any ``ref_model``. So :func:`load_policy` merges the
+fine-tuned LoRA adapter into the base weights and puts a *fresh* LoRA adapter (same r, alpha and target modules,
+``B`` initialised to zero) on top, which is what PPO trains: with the adapter disabled the model *is* the LoRA
+summarizer, one copy of the weights serves policy and reference, and before the first update the two are equal
+(KL 0, tested).
+
+**Responses keep the decoder start token.** trl feeds each response as ``decoder_input_ids`` and scores token
+``t + 1`` from position ``t`` (``ppo_trainer.py`` ~961-967, ~1037), so index 0 must be the start token the sampler
+began from; the log-probs trl computes then equal the sampler's (tested). trl leaves the first generated token out
+of the loss and the KL (``start = 1`` in ``batched_forward_pass``, ~1037): a quirk of trl kept as is.
+
+Queries go through ``PPOTrainer.generate``'s list path, which pads, moves them to the model's device and batches.
+The reward of a sampled summary is the classifier's raw logit of the non-toxic label. What is saved is the LoRA
+summarizer with the PPO adapter merged in: a whole model, loaded like ``full`` (the value head exists for training
+alone).
 """
 
 from __future__ import annotations
@@ -15,9 +28,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
 from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedTokenizerBase
+from trl import AutoModelForSeq2SeqLMWithValueHead, PPOConfig, PPOTrainer
 
 from summarizer.config import PpoConfig
+from summarizer.device import Runtime, resolve_batch_size
 from summarizer.prompts import build_prompt
 
 log = logging.getLogger(__name__)
@@ -30,16 +48,72 @@ def select_prompts(rows: Sequence[dict], template: str, min_chars: int, max_char
     return prompts
 
 
-def load_policy(base_dir: str | Path, adapter_dir: str | Path, device: str):
-    """(policy with value head over the trainable LoRA model, frozen reference copy)."""
-    from peft import PeftModel
-    from transformers import AutoModelForSeq2SeqLM
-    from trl import AutoModelForSeq2SeqLMWithValueHead, create_reference_model
+def load_policy(base_dir: str | Path, adapter_dir: str | Path) -> AutoModelForSeq2SeqLMWithValueHead:
+    """The policy: base + fine-tuned LoRA adapter merged, a fresh trainable LoRA adapter on top, a value head.
 
-    base = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), use_safetensors=True)
-    peft = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=True)
-    policy = AutoModelForSeq2SeqLMWithValueHead.from_pretrained(peft, is_trainable=True).to(device)
-    return policy, create_reference_model(policy)
+    Weights are fp32 whatever the checkpoint's dtype (transformers 5 loads ``dtype="auto"``); mixed precision is
+    applied by autocast (:func:`make_trainer`).
+    """
+    config = AutoConfig.from_pretrained(str(base_dir))
+    if hasattr(config, "dropout_rate"):
+        config.dropout_rate = 0.0  # T5's attention applies it functionally, out of reach of disable_dropout
+    base = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), config=config, dtype=torch.float32,
+                                                 use_safetensors=True)
+    summarizer = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    lora = LoraConfig.from_pretrained(str(adapter_dir))
+    lora.inference_mode = False
+    lora.init_lora_weights = True  # B = 0: the fresh adapter starts as the identity
+    policy = AutoModelForSeq2SeqLMWithValueHead.from_pretrained(get_peft_model(summarizer, lora))
+    disable_dropout(policy)
+    return policy
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    """No dropout modules in PPO: trl computes the old log-probs in eval mode and the new ones in train mode
+    (``batched_forward_pass`` vs ``train_minibatch``), so dropout alone would make the ratio differ from 1 before
+    any update (newer trl disables it likewise, ``disable_dropout_in_model``)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+def make_trainer(policy: AutoModelForSeq2SeqLMWithValueHead, tokenizer: PreTrainedTokenizerBase, cfg: PpoConfig,
+                 runtime: Runtime, seed: int) -> PPOTrainer:
+    """A PPOTrainer on ``runtime``: fp32 weights, with bf16/fp16 autocast through accelerate when asked."""
+    mixed = {"bf16": "bf16", "fp16": "fp16"}.get(runtime.precision, "no")
+    config = PPOConfig(learning_rate=cfg.lr, batch_size=cfg.batch_size, mini_batch_size=cfg.mini_batch_size,
+                       ppo_epochs=cfg.ppo_epochs, init_kl_coef=cfg.init_kl_coef, adap_kl_ctrl=cfg.adaptive_kl,
+                       target=cfg.target_kl, horizon=cfg.kl_horizon, seed=seed, log_with=None,
+                       accelerator_kwargs={"mixed_precision": mixed, "cpu": runtime.device == "cpu"})
+    # ref_model=None: the reference is the policy with its adapter disabled (see the module docstring).
+    return PPOTrainer(config=config, model=policy, ref_model=None, tokenizer=tokenizer)
+
+
+def encode_queries(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_source_tokens: int
+                   ) -> list[torch.Tensor]:
+    return [torch.tensor(ids) for ids in
+            tokenizer(list(prompts), truncation=True, max_length=max_source_tokens)["input_ids"]]
+
+
+def generate_responses(trainer: PPOTrainer, queries: Sequence[torch.Tensor], *, max_new_tokens: int,
+                       batch_size: int, top_k: int, top_p: float) -> list[torch.Tensor]:
+    """Sampled responses for ``trainer.step``, each starting with the decoder start token.
+
+    The list path of ``PPOTrainer.generate`` pads the queries, moves them to ``trainer.current_device`` and
+    generates ``batch_size`` at a time (``ppo_trainer.py`` ~555-600); for an encoder-decoder it returns the whole
+    decoder sequence, start token first, cut after the first EOS.
+    """
+    tokenizer = trainer.tokenizer
+    # min_new_tokens=2: trl leaves the first generated token out of the loss and the KL, and fails on a response
+    # with nothing after it (compute_rewards takes the last unmasked position).
+    responses = trainer.generate(list(queries), batch_size=batch_size, return_prompt=False, do_sample=True,
+                                 top_k=top_k, top_p=top_p, max_new_tokens=max(max_new_tokens, 2), min_new_tokens=2,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    start_id = trainer.model.pretrained_model.config.decoder_start_token_id
+    for response in responses:
+        if int(response[0]) != start_id:  # trl's contract for encoder-decoders; fail loudly if it ever changes
+            raise RuntimeError(f"a PPO response must start with the decoder start token {start_id}")
+    return responses
 
 
 def _finite(x) -> float:
@@ -47,34 +121,26 @@ def _finite(x) -> float:
     return value if math.isfinite(value) else float("nan")
 
 
-def run_ppo(policy, ref_model, tokenizer, prompts: Sequence[str], reward_fn: Callable[[list[str]], Sequence[float]],
-            cfg: PpoConfig, *, max_source_tokens: int, seed: int, live=None, progress: bool = True) -> list[dict]:
-    """``cfg.steps`` PPO steps of ``cfg.batch_size`` prompts (cycling through ``prompts``); per-step statistics."""
-    import torch
-    from trl import PPOConfig, PPOTrainer
+def run_ppo(trainer: PPOTrainer, prompts: Sequence[str], reward_fn: Callable[[list[str]], Sequence[float]],
+            cfg: PpoConfig, *, max_source_tokens: int, seed: int, device: str, live=None,
+            progress: bool = True) -> list[dict]:
+    """``cfg.steps`` PPO steps of ``cfg.batch_size`` prompts (cycling through ``prompts``); per-step statistics.
 
+    The response length limit is drawn uniformly from ``[min_new_tokens, max_new_tokens]`` once per step (one
+    generate call serves a whole generation batch); EOS may end a response earlier.
+    """
     if len(prompts) < cfg.batch_size:
         raise ValueError(f"PPO needs at least ppo.batch_size={cfg.batch_size} prompts, got {len(prompts)}")
-    trainer = PPOTrainer(
-        config=PPOConfig(learning_rate=cfg.lr, batch_size=cfg.batch_size, mini_batch_size=cfg.mini_batch_size,
-                         ppo_epochs=cfg.ppo_epochs, init_kl_coef=cfg.init_kl_coef, adap_kl_ctrl=cfg.adaptive_kl,
-                         target=cfg.target_kl, seed=seed, log_with=None),
-        model=policy, ref_model=ref_model, tokenizer=tokenizer)
-    rng = random.Random(seed)  # response lengths, drawn per prompt as the course's LengthSampler did
-    start_id = policy.pretrained_model.config.decoder_start_token_id
+    tokenizer = trainer.tokenizer
+    gen_batch = min(cfg.batch_size, resolve_batch_size(cfg.generation_batch_size, device))
+    rng = random.Random(seed)
     history = []
     for step in tqdm(range(cfg.steps), desc="PPO", unit="step", disable=not progress):
         batch = [prompts[(step * cfg.batch_size + i) % len(prompts)] for i in range(cfg.batch_size)]
-        queries = [tokenizer(p, truncation=True, max_length=max_source_tokens, return_tensors="pt").input_ids[0]
-                   for p in batch]
-        responses = []
-        for query in queries:
-            generated = trainer.generate(query, max_new_tokens=rng.randint(cfg.min_new_tokens, cfg.max_new_tokens),
-                                         do_sample=True, top_k=cfg.top_k, top_p=cfg.top_p,
-                                         pad_token_id=tokenizer.pad_token_id).squeeze(0)
-            # An encoder-decoder returns the decoder start token first; the response is what follows it. (The
-            # course kept the last max_new_tokens ids instead, which breaks when generation stops early.)
-            responses.append(generated[1:] if generated[0] == start_id else generated)
+        queries = encode_queries(tokenizer, batch, max_source_tokens)
+        responses = generate_responses(trainer, queries, max_new_tokens=rng.randint(cfg.min_new_tokens,
+                                                                                    cfg.max_new_tokens),
+                                       batch_size=gen_batch, top_k=cfg.top_k, top_p=cfg.top_p)
         texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
         rewards = [torch.tensor(float(r)) for r in reward_fn(texts)]
         stats = trainer.step(queries, responses, rewards)
@@ -85,7 +151,7 @@ def run_ppo(policy, ref_model, tokenizer, prompts: Sequence[str], reward_fn: Cal
             "kl_coef": _finite(stats["objective/kl_coef"]),
             "policy_loss": _finite(stats["ppo/loss/policy"]),
             "value_loss": _finite(stats["ppo/loss/value"]),
-            "response_tokens_mean": float(np.mean([len(r) for r in responses])),
+            "response_tokens_mean": float(np.mean([len(r) - 1 for r in responses])),  # without the start token
         }
         history.append(row)
         if live is not None:
@@ -98,6 +164,10 @@ def run_ppo(policy, ref_model, tokenizer, prompts: Sequence[str], reward_fn: Cal
     return history
 
 
-def save_adapter(policy, out_dir: str | Path) -> None:
-    """The detoxified LoRA adapter alone (safetensors), loadable over the base model like any other variant."""
-    policy.pretrained_model.save_pretrained(str(out_dir), safe_serialization=True)
+def save_policy(policy: AutoModelForSeq2SeqLMWithValueHead, tokenizer: PreTrainedTokenizerBase,
+                out_dir: str | Path) -> None:
+    """The detoxified summarizer as a whole model (fine-tuned LoRA and PPO adapters merged into the base), with
+    its tokenizer: loadable like any saved model. Merging consumes the policy's adapter."""
+    model = policy.pretrained_model.merge_and_unload()
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(out_dir))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from summarizer.config import Config
+from summarizer.device import resolve_batch_size
 from summarizer.errors import USER_ERRORS
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.modeling import MODEL_INFO, is_adapter, load_classifier, load_summarizer, load_tokenizer
@@ -163,7 +164,7 @@ class Summarizer:
                                       do_sample=options.do_sample, temperature=options.temperature,
                                       num_beams=options.num_beams)
         prompts = [build_prompt(d, self.cfg.prompt.template) for d in dialogues]
-        return generate_batched(model, self._tokenizer, prompts, gen, batch_size=self.cfg.generation.batch_size,
+        return generate_batched(model, self._tokenizer, prompts, gen, batch_size=resolve_batch_size(self.cfg.generation.batch_size, self.device),
                                 max_source_tokens=self.cfg.prompt.max_source_tokens, seed=self.cfg.seed,
                                 progress=False)
 

@@ -6,8 +6,11 @@
 
 Batches are padded dynamically (``DataCollatorForSeq2Seq``; labels padded with -100 so padding carries no loss),
 optionally grouped by length. Checkpoints go to a folder outside the DVC output (DVC deletes outputs before a
-stage runs), so an interrupted stage resumes from its last checkpoint when rerun with the same settings; a
-finished stage removes its checkpoints.
+stage runs), so an interrupted stage resumes from its last checkpoint when rerun with the same settings; its
+DVCLive curve (a ``persist`` output in dvc.yaml) continues from that step. A finished stage removes its checkpoints.
+
+Under ``accelerate launch`` every rank trains, but only rank 0 logs curves, keeps the checkpoint bookkeeping and
+writes the outputs.
 """
 
 from __future__ import annotations
@@ -17,12 +20,19 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+from dvclive import Live
+from transformers import AutoModelForSeq2SeqLM, Seq2SeqTrainer, TrainerCallback
+from transformers.integrations import DVCLiveCallback
+
 from summarizer.config import LoraConfig, MethodConfig, PromptTuningConfig, TrainingConfig
 from summarizer.device import Runtime
-from summarizer.modeling import count_parameters
+from summarizer.io import atomic_write_text, write_json
+from summarizer.modeling import count_parameters, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +43,11 @@ FINGERPRINT = "run-fingerprint.json"
 
 def wrap_model(model, method: str, hp: MethodConfig, tokenizer_path: str | Path):
     """The base model as the method trains it."""
+    # T5's forward takes **kwargs, so transformers assumes it normalises its loss by `num_items_in_batch` itself
+    # (trainer.py ~517): it then skips `loss / grad_accum` (~2105) and multiplies the loss by the number of
+    # processes (~2207). T5's loss is a plain mean over the micro-batch, so the logged loss and the gradients came
+    # out grad_accum x num_processes too large. Declaring that the model takes no loss kwargs restores the mean.
+    model.accepts_loss_kwargs = False
     if method == "full":
         return model
     from peft import TaskType, get_peft_model
@@ -47,7 +62,11 @@ def wrap_model(model, method: str, hp: MethodConfig, tokenizer_path: str | Path)
         assert isinstance(hp, PromptTuningConfig)
         from peft import PromptTuningConfig as PeftPromptTuningConfig, PromptTuningInit
 
+        # num_transformer_submodules=1: a soft prompt before the encoder input (Lester et al., 2021). peft's seq2seq
+        # default (2) allocates a second num_virtual_tokens block that prompt tuning never uses (peft_model.py ~664,
+        # ~2508): it would count as trainable without ever receiving a gradient.
         config = PeftPromptTuningConfig(task_type=TaskType.SEQ_2_SEQ_LM, num_virtual_tokens=hp.num_virtual_tokens,
+                                        num_transformer_submodules=1,
                                         prompt_tuning_init=PromptTuningInit.TEXT,
                                         prompt_tuning_init_text=hp.init_text,
                                         tokenizer_name_or_path=str(tokenizer_path))
@@ -112,6 +131,8 @@ def training_arguments(request: TrainRequest, runtime: Runtime, checkpoint_dir: 
     return Seq2SeqTrainingArguments(
         output_dir=str(checkpoint_dir),
         learning_rate=request.lr,
+        # adafactor is transformers' Adafactor with a fixed rate (scale_parameter=False, relative_step=False)
+        optim=hp.optimizer,
         per_device_train_batch_size=hp.batch_size,
         per_device_eval_batch_size=shared.eval_batch_size,
         gradient_accumulation_steps=hp.grad_accum_steps,
@@ -144,22 +165,17 @@ def training_arguments(request: TrainRequest, runtime: Runtime, checkpoint_dir: 
 
 
 def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Path, out_dir: str | Path,
-          checkpoint_dir: str | Path, live_dir: str | Path, runtime: Runtime, stop_after_steps: int | None = None,
-          ) -> dict:
+          checkpoint_dir: str | Path, live_dir: str | Path, runtime: Runtime,
+          callbacks: Sequence[TrainerCallback] = ()) -> dict:
     """Train one method and save the model (full) or adapter (PEFT) to ``out_dir``; return summary metrics.
 
-    ``stop_after_steps`` ends training early as if interrupted (checkpoints kept): for the resume test.
+    ``callbacks`` are added to the Trainer's (the resume test interrupts training with one).
     """
-    from dvclive import Live
-    from transformers import AutoModelForSeq2SeqLM, Seq2SeqTrainer, TrainerCallback
-    from transformers.integrations import DVCLiveCallback
-
-    from summarizer.io import write_json
-    from summarizer.modeling import load_tokenizer
-
     base_dir, out_dir, checkpoint_dir = Path(base_dir), Path(out_dir), Path(checkpoint_dir)
     tokenizer = load_tokenizer(base_dir)
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), use_safetensors=True)
+    # fp32 master weights whatever the checkpoint's dtype: transformers 5 loads dtype="auto", so a bf16 checkpoint
+    # would otherwise train in pure bf16. Mixed precision (bf16/fp16 params) is applied by the Trainer's autocast.
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), dtype=torch.float32, use_safetensors=True)
     model = wrap_model(model, request.method, request.hp, base_dir)
     params = count_parameters(model)
     log.info("%s: %s of %s parameters trainable (%.2f%%)", request.method, f"{params['trainable']:,}",
@@ -167,43 +183,58 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
     train_set = load_features(Path(features_dir) / "train.jsonl")
     eval_set = load_features(Path(features_dir) / "validation.jsonl")
 
+    args = training_arguments(request, runtime, checkpoint_dir)  # also starts the process group, if any
+    is_main = args.process_index == 0
     inputs = {"base": _dir_digest(base_dir), "features": _dir_digest(Path(features_dir))}
     stamp = fingerprint(request, inputs)
-    resume = last_checkpoint(checkpoint_dir, stamp)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    write_json(checkpoint_dir / FINGERPRINT, {"fingerprint": stamp})
+    # Rank 0 discards stale checkpoints and stamps the folder first; the other ranks then find the same checkpoint.
+    with args.main_process_first(local=False, desc="checkpoint bookkeeping"):
+        resume = last_checkpoint(checkpoint_dir, stamp)
+        if is_main:
+            checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            write_json(checkpoint_dir / FINGERPRINT, {"fingerprint": stamp})
+    resumed_step = int(Path(resume).name.split("-")[-1]) if resume else 0
     if resume:
         log.info("resuming from %s", resume)
 
-    # dvcyaml=False and save_dvc_exp=False: otherwise dvclive rewrites dvc.yaml and creates experiments itself.
-    live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=bool(resume), report=None)
-    callbacks = [_step_aligned(DVCLiveCallback)(live=live, log_model=False)]
-    if stop_after_steps:
-        callbacks.append(_stop_at(stop_after_steps, TrainerCallback))
-    trainer = Seq2SeqTrainer(model=model, args=training_arguments(request, runtime, checkpoint_dir),
-                             train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
-                             data_collator=make_collator(tokenizer, model, runtime), callbacks=callbacks)
+    live = None
+    trainer_callbacks = list(callbacks)
+    if is_main:
+        if resume:
+            trim_curves(Path(live_dir), resumed_step)  # points logged after the checkpoint are logged again
+        # dvcyaml=False and save_dvc_exp=False: otherwise dvclive rewrites dvc.yaml and creates experiments itself.
+        # resume=False clears the folder (a fresh run); resume=True appends to the curve kept by DVC (persist).
+        live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=bool(resume), report=None)
+        trainer_callbacks.insert(0, StepAlignedDVCLive(live=live, log_model=False))
+    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
+                             processing_class=tokenizer, data_collator=make_collator(tokenizer, model, runtime),
+                             callbacks=trainer_callbacks)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     elapsed = time.perf_counter() - start
-    if stop_after_steps and trainer.state.global_step < trainer.state.max_steps:
-        live.end()  # like a crash: checkpoints stay, no final output is written
-        return {"interrupted_at_step": trainer.state.global_step}
-    final_eval = trainer.evaluate()
-    live.end()
+    history = trainer.state.log_history
+    evals = [h for h in history if "eval_loss" in h]
+    if evals and evals[-1]["step"] == trainer.state.global_step:
+        eval_loss = evals[-1]["eval_loss"]  # the last scheduled validation already saw the final weights
+    else:
+        eval_loss = trainer.evaluate()["eval_loss"]  # all ranks: evaluation is a collective
 
-    if trainer.is_world_process_zero():
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        # The whole model for `full` (with its tokenizer), only the adapter for PEFT methods.
-        trainer.save_model(str(out_dir))
+    if is_main and out_dir.exists():
+        shutil.rmtree(out_dir)
+    trainer.accelerator.wait_for_everyone()
+    # The whole model for `full` (with its tokenizer), only the adapter for PEFT methods. Every rank calls it:
+    # sharded (FSDP/DeepSpeed) weights are gathered collectively; only rank 0 writes.
+    trainer.save_model(str(out_dir))
+    if is_main:
+        live.end()
         (out_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; the metrics JSON records the settings
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # a finished stage leaves only its final outputs
+    trainer.accelerator.wait_for_everyone()
 
-    history = trainer.state.log_history
     train_losses = [h["loss"] for h in history if "loss" in h]
     return {
         "method": request.method,
+        "optimizer": request.hp.optimizer,
         "learning_rate": request.lr,
         "trainable_parameters": params["trainable"],
         "total_parameters": params["total"],
@@ -213,39 +244,36 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
         "train_loss_first": round(train_losses[0], 4) if train_losses else None,
         "train_loss_last": round(train_losses[-1], 4) if train_losses else None,
         "train_loss_mean": round(result.training_loss, 4),
-        "eval_loss": round(final_eval["eval_loss"], 4),
+        "eval_loss": round(eval_loss, 4),
         "train_runtime_s": round(result.metrics.get("train_runtime", elapsed), 2),
         "train_samples_per_s": round(result.metrics.get("train_samples_per_second", 0.0), 3),
-        "resumed_from_step": int(Path(resume).name.split("-")[-1]) if resume else 0,
+        "resumed_from_step": resumed_step,
+        "processes": args.world_size,
         "device": runtime.device,
         "precision": runtime.precision,
     }
 
 
-def _step_aligned(base):
-    class StepAlignedDVCLive(base):
-        """DVCLive's callback counts log events as steps; plot against the optimizer step instead, so that train
-        and validation curves share an axis and a resumed run continues where it stopped."""
+def trim_curves(live_dir: Path, last_step: int) -> None:
+    """Drop the DVCLive points logged after ``last_step`` (the checkpoint a run resumes from): the resumed run
+    logs those steps again, and a curve must not hold two values for one step."""
+    for tsv in (live_dir / "plots").rglob("*.tsv") if (live_dir / "plots").is_dir() else ():
+        lines = tsv.read_text(encoding="utf-8").splitlines()
+        if not lines:
+            continue
+        column = lines[0].split("\t").index("step")
+        kept = [lines[0]] + [l for l in lines[1:] if int(l.split("\t")[column]) <= last_step]
+        atomic_write_text(tsv, "\n".join(kept) + "\n")
 
-        def on_log(self, args, state, control, model=None, logs=None, **kwargs):
-            if self.live is not None:
-                self.live.step = state.global_step
-            return super().on_log(args, state, control, model=model, logs=logs, **kwargs)
 
-    return StepAlignedDVCLive
+class StepAlignedDVCLive(DVCLiveCallback):
+    """DVCLive's callback counts log events as steps; plot against the optimizer step instead, so that train and
+    validation curves share an axis and a resumed run continues where it stopped."""
 
-
-def _stop_at(step: int, base):
-    class StopAt(base):
-        """Stops training after ``step`` optimizer steps, saving a checkpoint first (simulates an interruption)."""
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step >= step:
-                control.should_save = True
-                control.should_training_stop = True
-            return control
-
-    return StopAt()
+    def on_log(self, args, state, control, model=None, logs=None, **kwargs):
+        if self.live is not None:
+            self.live.step = state.global_step
+        return super().on_log(args, state, control, model=model, logs=logs, **kwargs)
 
 
 def _dir_digest(folder: Path) -> str:
