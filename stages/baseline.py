@@ -12,7 +12,8 @@ from summarizer.evaluation import evaluate_system, prediction_records, to_dialog
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.io import read_jsonl, write_json, write_jsonl
 from summarizer.modeling import load_summarizer, load_tokenizer
-from summarizer.prompts import strategy_prompts
+from summarizer.tokenization import token_counter
+from summarizer.prompts import ExamplePool, strategy_prompts
 from summarizer.stage import parser, run_stage
 
 log = logging.getLogger("summarizer.baseline")
@@ -29,11 +30,13 @@ def main(argv=None) -> None:
     runtime = select_runtime(cfg.device, cfg.precision)
     test = sample_dialogues(read_jsonl(Path(args.data) / "test.jsonl"), cfg.baseline.max_dialogues, cfg.seed)
     dialogues = to_dialogues(test)
-    pool = [(r["dialogue"], r["summary"]) for r in read_jsonl(Path(args.data) / "train.jsonl")]
     tokenizer = load_tokenizer(args.model)
     model = load_summarizer(args.model, device=runtime.device, dtype=runtime.torch_dtype)
-    count_tokens = lambda text: len(tokenizer(text, verbose=False)["input_ids"])  # noqa: E731
+    count_tokens = token_counter(tokenizer)
     sc, pc = cfg.scoring, cfg.prompt
+    pool = [(r["dialogue"], r["summary"]) for r in read_jsonl(Path(args.data) / "train.jsonl")]
+    if any(s.endswith("_shot") for s in cfg.baseline.strategies):
+        pool = ExamplePool(pool, pc.flan_template, count_tokens)  # measured once for one- and few-shot
 
     metrics, records = {}, []
     for strategy in cfg.baseline.strategies:
@@ -41,6 +44,7 @@ def main(argv=None) -> None:
             strategy, [(d.dialogue_id, d.dialogue) for d in dialogues], pool, template=pc.template,
             flan_template=pc.flan_template, few_shot_examples=cfg.baseline.few_shot_examples, seed=cfg.seed,
             count_tokens=count_tokens, max_tokens=pc.max_source_tokens)
+        examples_used = prompt_stats.pop("examples_used", None)  # per dialogue: in the records, not the metrics
         metrics[strategy] = {"prompts": prompt_stats}
         for setting in cfg.baseline.settings:
             gen = build_generation_config(cfg.generation, model.config, **setting.overrides())
@@ -49,7 +53,10 @@ def main(argv=None) -> None:
                                      desc=f"{strategy}/{setting.name}")
             metrics[strategy][setting.name], scores = evaluate_system(
                 dialogues, preds, resamples=sc.bootstrap_resamples, confidence=sc.confidence, seed=cfg.seed)
-            records += prediction_records(dialogues, preds, scores, strategy=strategy, setting=setting.name)
+            new = prediction_records(dialogues, preds, scores, strategy=strategy, setting=setting.name)
+            for record, n in zip(new, examples_used or ()):
+                record["examples_used"] = n
+            records += new
             r = metrics[strategy][setting.name]["per_reference"]
             log.info("%s/%s: ROUGE-1 %.4f, ROUGE-L %.4f (per_reference)", strategy, setting.name,
                      r["rouge1"]["mean"], r["rougeL"]["mean"])

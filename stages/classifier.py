@@ -18,8 +18,8 @@ def main(argv=None) -> None:
     c = cfg.classifier
     rows = read_jsonl(args.train)
     texts = [r["dialogue"] for r in rows] + [r["summary"] for r in rows]
-    info = materialize_classifier(c.name, c.revision, c.tiny, texts, c.max_tokens, c.toxic_label, cfg.seed,
-                                  args.out)
+    info = materialize_classifier(c.name, c.revision, c.tiny, texts, c.max_tokens, c.toxic_label, c.nontoxic_label,
+                                  cfg.seed, args.out)
     write_json(args.metrics, info)
 
 

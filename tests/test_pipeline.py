@@ -74,7 +74,8 @@ def test_ppo_before_after(demo):
         assert 0 <= tox["ci_low"] <= tox["mean"] <= tox["ci_high"] <= 1
     assert {"difference", "ci_low", "ci_high", "p_value"} == set(ppo["difference"]["toxicity"])
     train = read_json(work / "metrics/train/ppo.json")
-    assert train["steps"] == 2 and (work / "models/ppo/adapter_model.safetensors").exists()
+    assert train["steps"] == 2 and (work / "models/ppo/model.safetensors").exists()  # LoRA + PPO merged
+    assert abs(train["kl_first"]) < 1e-3, "before the first update the policy is the LoRA summarizer"
     assert (work / "dvclive/ppo/plots/metrics/ppo/reward_mean.tsv").exists()
 
 
@@ -97,6 +98,10 @@ def _set_ppo_lr(text):
     doc = yaml.safe_load(text)
     doc["ppo"]["lr"] = 2.0e-5
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def test_every_method_trained_its_steps(demo):
+    work, _, _, _ = demo
     overrides = yaml.safe_load((ROOT / "demo/params-overrides.yaml").read_text())
     for method in ("full", "lora", "prompt_tuning"):
         assert read_json(work / f"metrics/train/{method}.json")["steps"] == overrides[method]["max_steps"]
@@ -133,3 +138,40 @@ def test_lr_sweep_reruns_only_the_full_chain(demo):
     # the aggregates rerun only if full's outputs changed (a random tiny model may predict the same text)
     assert {"finetune@full", "evaluate@full"} <= ran <= {"finetune@full", "evaluate@full", "compare", "report"}, ran
     assert read_json(work / "metrics/train/full.json")["learning_rate"] == 5e-4
+
+
+def test_interrupted_dvc_repro_resumes_with_its_whole_curve(demo):
+    """Ctrl+C during `dvc repro`, then `dvc repro` again: training resumes from its last checkpoint and the loss
+    curve keeps its start (DVC deletes non-persistent outputs before rerunning a stage). Runs last: it leaves the
+    demo workspace's lora params changed."""
+    import signal
+    import time
+
+    work, _, _, _ = demo
+    doc = yaml.safe_load((work / "params.yaml").read_text())
+    doc["lora"]["max_steps"] = 400
+    doc["training"].update(save_steps=10, eval_steps=100, logging_steps=5)
+    (work / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", "finetune@lora"]
+    first = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (work / "checkpoints/lora/checkpoint-20").is_dir():  # checkpoint-10 is complete by then
+        assert first.poll() is None, "the stage ended before it could be interrupted: " + first.stdout.read()[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGINT)
+    first.wait(timeout=120)
+    assert first.returncode != 0 and not (work / "models/lora").exists()
+    interrupted_at = max(int(p.name.split("-")[1]) for p in (work / "checkpoints/lora").glob("checkpoint-*"))
+    assert interrupted_at < 400
+
+    second = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    metrics = read_json(work / "metrics/train/lora.json")
+    assert metrics["resumed_from_step"] == interrupted_at and metrics["steps"] == 400
+    steps = [int(line.split("\t")[0]) for line in
+             (work / "dvclive/lora/plots/metrics/loss.tsv").read_text().splitlines()[1:]]
+    assert steps == [1, *range(5, 401, 5)], "one point per logged step, from the first: " + str(steps[:12])
+    assert not (work / "checkpoints/lora").exists()

@@ -43,7 +43,7 @@ def test_few_shot_budget_drops_examples_not_the_dialogue():
 def test_few_shot_dialogue_too_long_is_reported():
     fitted = fit_few_shot_prompt("a " * 100, [("x", "y")], CFG.flan_template, words, 10)
     assert fitted.examples_used == 0 and fitted.dialogue_truncated
-    assert fitted.text == build_prompt("a " * 100, CFG.flan_template)
+    assert words(fitted.text) == 10 and fitted.text.endswith("\n\nWhat was going on?\n")  # the template whole
 
 
 def test_each_strategy_prompt_exact_text():
@@ -64,3 +64,32 @@ def test_each_strategy_prompt_exact_text():
     few = texts["few_shot"].split("\n\n\n")
     assert len(few) == 3 and few[2] == texts["zero_shot_flan"]
     assert sorted(few[:2]) == sorted(f"Dialogue:\n\n{d}\n\nWhat was going on?\n{s}" for d, s in pool)
+
+
+def test_a_long_dialogue_is_cut_not_the_template():
+    """Right truncation of the tokenized prompt removed the instruction at its end ("Summary: ")."""
+    from summarizer.prompts import fit_prompt
+
+    dialogue = " ".join(f"w{i}" for i in range(100))
+    text, cut = fit_prompt(dialogue, CFG.template, words, 50)
+    assert cut and words(text) == 50
+    assert text.startswith("Summarize the following conversation.\n\nw0 w1") and text.endswith("\n\nSummary: ")
+    assert fit_prompt("short talk", CFG.template, words, 50) == (build_prompt("short talk", CFG.template), False)
+
+
+def test_few_shot_gets_all_its_examples_when_short_ones_exist():
+    """Three random examples rarely fit 512 tokens beside a DialogSum dialogue, so few-shot was one-shot in
+    practice; examples short enough for the budget are drawn instead (by seed), and each prompt's count is kept."""
+    from summarizer.prompts import strategy_prompts
+
+    pool = [(" ".join(["long"] * 300), "s")] * 40 + [(f"short {i}", f"s{i}") for i in range(10)]
+    dialogues = [(f"test_{i}", " ".join(["talk"] * 60)) for i in range(20)]
+    kwargs = dict(template=CFG.template, flan_template=CFG.flan_template, few_shot_examples=3,
+                  count_tokens=words, max_tokens=120)
+    prompts, stats = strategy_prompts("few_shot", dialogues, pool, seed=0, **kwargs)
+    assert stats["examples_used"] == [3] * 20 and stats["examples_dropped"] == 0
+    assert stats["examples_used_counts"] == {"0": 0, "1": 0, "2": 0, "3": 20}
+    assert all(words(p) <= 120 for p in prompts)
+    assert len({p for p in prompts}) > 1, "examples differ across dialogues"
+    again, _ = strategy_prompts("few_shot", dialogues, pool, seed=0, **kwargs)
+    assert again == prompts  # deterministic for a seed

@@ -137,3 +137,42 @@ def test_evaluate_stage(tiny_workspace, tmp_path):
     assert {"bleu", "length_words", "empty_share", "per_reference", "best_of_refs"} <= set(m)
     records = read_jsonl(tmp_path / "base.jsonl")
     assert len(records) == 6 and all(0 <= r["toxicity"] <= 1 for r in records)
+
+
+def _bin_only_classifier(tiny_workspace, folder):
+    """The tiny classifier saved as the Hub's pytorch_model.bin only (no model.safetensors), like a pinned
+    commit of facebook/roberta-hate-speech-dynabench-r4-target from before the safetensors era."""
+    import torch
+
+    from summarizer.modeling import load_classifier
+
+    model, tok = load_classifier(tiny_workspace / "models/classifier")
+    model.config.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    return model
+
+
+def test_classifier_without_safetensors_loads(tiny_workspace, tmp_path):
+    import torch
+
+    from summarizer.modeling import load_classifier, materialize_classifier
+
+    model = _bin_only_classifier(tiny_workspace, tmp_path / "hub")
+    c = tiny_params()["classifier"]
+    materialize_classifier(str(tmp_path / "hub"), "main", None, [], c["max_tokens"], c["toxic_label"],
+                           c["nontoxic_label"], 0, tmp_path / "out")
+    loaded, _ = load_classifier(tmp_path / "out")
+    assert (tmp_path / "out/model.safetensors").exists()
+    assert all(torch.equal(p, loaded.state_dict()[n]) for n, p in model.state_dict().items())
+
+
+@pytest.mark.parametrize("key", ["toxic_label", "nontoxic_label"])
+def test_classifier_labels_checked_at_load_naming_the_param(tiny_workspace, tmp_path, key):
+    from summarizer.errors import ModelError
+    from summarizer.modeling import materialize_classifier
+
+    c = tiny_params()["classifier"] | {key: "toxic"}
+    with pytest.raises(ModelError, match=f"classifier.{key} must be one of the classifier's labels"):
+        materialize_classifier(str(tiny_workspace / "models/classifier"), "main", None, [], c["max_tokens"],
+                               c["toxic_label"], c["nontoxic_label"], 0, tmp_path / "out")

@@ -5,12 +5,15 @@ A model name is one of
   in seconds on the training text: for offline runs and tests (their scores mean nothing);
 - an existing local folder holding a saved model;
 - a Hugging Face Hub id, loaded at a pinned revision.
-Weights are always safetensors, and remote code is never trusted.
+Weights are read as the pinned revision has them: safetensors when present, else ``pytorch_model.bin`` (loaded
+with ``weights_only``; the Hub's safetensors conversion bot is never asked, so an unpinned bot conversion cannot
+be loaded in its place). Models are always *saved* as safetensors, and remote code is never trusted.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -116,10 +119,17 @@ def build_tiny_roberta(cfg: TinyRobertaConfig, tokenizer, max_tokens: int, seed:
 
 
 def _from_pretrained(loader, name: str, revision: str, **kwargs):
-    """Load from a local folder or the Hub (pinned revision), safetensors only, with an actionable error."""
+    """Load from a local folder or the Hub (pinned revision) with an actionable error.
+
+    ``use_safetensors=None`` takes ``model.safetensors`` when the revision has it and ``pytorch_model.bin``
+    otherwise. ``True`` fails on a pinned commit without safetensors and, at ``main``, would load a conversion the
+    Hub's bot made (``modeling_utils.py`` ~685, ``auto_conversion``) instead of the files the revision names.
+    """
+    # Otherwise a .bin load starts a background request asking the Hub's bot to convert the repository (~720).
+    os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
     local = Path(name).is_dir()
     try:
-        return loader.from_pretrained(name, revision=None if local else revision, use_safetensors=True,
+        return loader.from_pretrained(name, revision=None if local else revision, use_safetensors=None,
                                       trust_remote_code=False, **kwargs)
     except Exception as err:  # hub, network and file errors alike
         where = "folder" if local else f"Hugging Face Hub (revision {revision})"
@@ -156,8 +166,9 @@ def materialize_summarizer(name: str, revision: str, tiny: TinyT5Config, train_t
 
 
 def materialize_classifier(name: str, revision: str, tiny: TinyRobertaConfig, train_texts: Iterable[str],
-                           max_tokens: int, toxic_label: str, seed: int, out_dir: str | Path) -> dict:
-    """Save the toxicity classifier and its tokenizer to ``out_dir``; check it has the ``toxic_label``."""
+                           max_tokens: int, toxic_label: str, nontoxic_label: str, seed: int,
+                           out_dir: str | Path) -> dict:
+    """Save the toxicity classifier and its tokenizer to ``out_dir``; check it has both labels params name."""
     from transformers import AutoModelForSequenceClassification
 
     if name == TINY_ROBERTA:
@@ -167,9 +178,10 @@ def materialize_classifier(name: str, revision: str, tiny: TinyRobertaConfig, tr
         tokenizer = _tokenizer_from_pretrained(name, revision)
         model = _from_pretrained(AutoModelForSequenceClassification, name, revision)
     labels = set(model.config.id2label.values())
-    if toxic_label not in labels:
-        raise ModelError(f"classifier {name!r} has labels {sorted(labels)}, not classifier.toxic_label "
-                         f"{toxic_label!r}")
+    for key, label in (("toxic_label", toxic_label), ("nontoxic_label", nontoxic_label)):
+        if label not in labels:
+            raise ModelError(f"params.yaml: classifier.{key} must be one of the classifier's labels "
+                             f"{sorted(labels)}, got {label!r} ({name})")
     return _save(model, tokenizer, name, revision, _source_of(name, TINY_ROBERTA), out_dir)
 
 

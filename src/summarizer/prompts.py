@@ -5,6 +5,7 @@ Templates come from params (``prompt.template``, ``prompt.flan_template``) and h
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,27 @@ EXAMPLE_SEPARATOR = "\n\n\n"
 def build_prompt(dialogue: str, template: str) -> str:
     """The dialogue placed into the template. The dialogue is used verbatim (no stripping) for reproducibility."""
     return template.format(dialogue=dialogue)
+
+
+def fit_prompt(dialogue: str, template: str, count_tokens: Callable[[str], int], max_tokens: int
+               ) -> tuple[str, bool]:
+    """The prompt, with the *dialogue* cut at its end when needed so that the whole template fits ``max_tokens``;
+    and whether it was cut.
+
+    Truncating the tokenized prompt instead would cut its end, which is the template's instruction
+    (``"\n\nSummary: "``, ``"What was going on?"``) that tells the model what to do.
+    """
+    text = build_prompt(dialogue, template)
+    if count_tokens(text) <= max_tokens:
+        return text, False
+    low, high = 0, len(dialogue)  # the longest dialogue prefix that fits: a binary search over characters
+    while low < high:
+        mid = (low + high + 1) // 2
+        if count_tokens(build_prompt(dialogue[:mid], template)) <= max_tokens:
+            low = mid
+        else:
+            high = mid - 1
+    return build_prompt(dialogue[:low], template), True
 
 
 def build_few_shot_prompt(dialogue: str, examples: Sequence[tuple[str, str]], template: str) -> str:
@@ -36,49 +58,78 @@ def fit_few_shot_prompt(dialogue: str, examples: Sequence[tuple[str, str]], temp
                         count_tokens: Callable[[str], int], max_tokens: int) -> FittedPrompt:
     """Drop trailing examples until the prompt fits ``max_tokens``: the dialogue to summarize is never cut here.
 
-    If the dialogue alone is too long, the prompt has no example and the tokenizer's truncation will cut the
-    dialogue; ``dialogue_truncated`` reports it.
+    If the dialogue alone is too long, the prompt has no example and the dialogue is cut to fit (the template is
+    kept whole, :func:`fit_prompt`); ``dialogue_truncated`` reports it.
     """
     for used in range(len(examples), -1, -1):
         text = build_few_shot_prompt(dialogue, examples[:used], template)
         if count_tokens(text) <= max_tokens:
             return FittedPrompt(text, used, len(examples) - used, False)
-    return FittedPrompt(text, 0, len(examples), True)
+    return FittedPrompt(fit_prompt(dialogue, template, count_tokens, max_tokens)[0], 0, len(examples), True)
 
 
-def choose_examples(pool: Sequence[tuple[str, str]], k: int, seed: int, key: str) -> list[tuple[str, str]]:
-    """``k`` solved examples for the dialogue ``key``: deterministic for a seed, different across dialogues, so a
-    score does not hinge on one lucky (or unlucky) demonstration."""
-    return random.Random(f"{seed}:{key}").sample(list(pool), k)
+class ExamplePool:
+    """Solved ``(dialogue, summary)`` examples with their token counts as shots, sorted by length.
+
+    :meth:`choose` draws, per dialogue and seed, ``k`` examples among those short enough that all ``k`` fit the
+    budget left by the dialogue. Drawing from the whole pool made few-shot one-shot in practice: three random
+    DialogSum examples rarely fit 512 tokens next to the dialogue, so two were dropped.
+    """
+
+    def __init__(self, pool: Sequence[tuple[str, str]], template: str, count_tokens: Callable[[str], int]):
+        shots = [(count_tokens(build_prompt(d, template) + s + EXAMPLE_SEPARATOR), d, s) for d, s in pool]
+        shots.sort(key=lambda x: x[0])
+        self.lengths = [n for n, _, _ in shots]
+        self.examples = [(d, s) for _, d, s in shots]
+
+    def choose(self, k: int, budget: int, seed: int, key: str) -> list[tuple[str, str]]:
+        """``k`` examples for the dialogue ``key`` whose shots fit ``budget`` tokens together: deterministic for a
+        seed and different across dialogues, so a score does not hinge on one lucky (or unlucky) demonstration.
+        When fewer than ``k`` fit a fair share, the draw is among the shortest ``k``."""
+        fitting = bisect.bisect_right(self.lengths, budget // max(k, 1))
+        candidates = self.examples[:max(fitting, k)]
+        return random.Random(f"{seed}:{key}").sample(candidates, min(k, len(candidates)))
 
 
-def strategy_prompts(strategy: str, dialogues: Sequence[tuple[str, str]], pool: Sequence[tuple[str, str]], *,
+def strategy_prompts(strategy: str, dialogues: Sequence[tuple[str, str]],
+                     pool: Sequence[tuple[str, str]] | ExamplePool, *,
                      template: str, flan_template: str, few_shot_examples: int, seed: int,
                      count_tokens: Callable[[str], int], max_tokens: int) -> tuple[list[str], dict]:
     """Prompts of one baseline strategy for ``(dialogue_id, dialogue)`` pairs, and how often the budget bit.
 
-    ``pool`` holds the solved ``(dialogue, summary)`` examples: the train split, never the test split.
+    ``pool`` holds the solved ``(dialogue, summary)`` examples (or an :class:`ExamplePool` of them, measured once):
+    the train split, never the test split. Templates are kept whole; a dialogue too long is cut at its end.
     """
-    prompts, fitted = [], []
+    if strategy not in ("none", "zero_shot", "zero_shot_flan", "one_shot", "few_shot"):
+        raise ValueError(f"unknown prompting strategy {strategy!r}")
+    if isinstance(pool, ExamplePool):
+        examples = pool
+    else:
+        examples = ExamplePool(pool, flan_template, count_tokens) if strategy.endswith("_shot") else None
+    prompts, cut, used = [], 0, []
     for key, dialogue in dialogues:
         if strategy == "none":
-            prompts.append(dialogue)
-        elif strategy == "zero_shot":
-            prompts.append(build_prompt(dialogue, template))
-        elif strategy == "zero_shot_flan":
-            prompts.append(build_prompt(dialogue, flan_template))
-        elif strategy in ("one_shot", "few_shot"):
-            k = 1 if strategy == "one_shot" else few_shot_examples
-            fit = fit_few_shot_prompt(dialogue, choose_examples(pool, k, seed, key), flan_template, count_tokens,
-                                      max_tokens)
-            fitted.append(fit)
-            prompts.append(fit.text)
+            prompts.append(dialogue)  # no template to keep: the tokenizer's truncation cuts the end
+            cut += count_tokens(dialogue) > max_tokens
+        elif strategy in ("zero_shot", "zero_shot_flan"):
+            text, was_cut = fit_prompt(dialogue, template if strategy == "zero_shot" else flan_template,
+                                       count_tokens, max_tokens)
+            prompts.append(text)
+            cut += was_cut
         else:
-            raise ValueError(f"unknown prompting strategy {strategy!r}")
-    stats = {"dialogues": len(prompts),
-             "dialogues_truncated": sum(count_tokens(p) > max_tokens for p in prompts)}
-    if fitted:
-        stats |= {"dialogues_with_dropped_examples": sum(f.examples_dropped > 0 for f in fitted),
-                  "examples_dropped": sum(f.examples_dropped for f in fitted),
-                  "examples_used_mean": round(sum(f.examples_used for f in fitted) / len(fitted), 3)}
+            k = 1 if strategy == "one_shot" else few_shot_examples
+            budget = max_tokens - count_tokens(build_prompt(dialogue, flan_template))
+            fit = fit_few_shot_prompt(dialogue, examples.choose(k, budget, seed, key), flan_template, count_tokens,
+                                      max_tokens)
+            prompts.append(fit.text)
+            cut += fit.dialogue_truncated
+            used.append(fit.examples_used)
+    stats = {"dialogues": len(prompts), "dialogues_truncated": cut}
+    if used:
+        k = 1 if strategy == "one_shot" else few_shot_examples
+        stats |= {"examples_used": used,  # per prompt, in the order of the dialogues (the caller files them)
+                  "examples_used_counts": {str(n): used.count(n) for n in range(k + 1)},
+                  "dialogues_with_dropped_examples": sum(u < k for u in used),
+                  "examples_dropped": sum(k - u for u in used),
+                  "examples_used_mean": round(sum(used) / len(used), 3)}
     return prompts, stats

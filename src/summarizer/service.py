@@ -26,7 +26,7 @@ from summarizer.errors import USER_ERRORS
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.modeling import MODEL_INFO, is_adapter, load_classifier, load_summarizer, load_tokenizer
 from summarizer.prompts import build_prompt
-from summarizer.tokenization import token_lengths
+from summarizer.tokenization import fitted_prompts, token_lengths
 from summarizer.toxicity import ToxicityScorer
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,8 @@ class Summarizer:
         gen = build_generation_config(self.cfg.generation, model.config, max_new_tokens=options.max_new_tokens,
                                       do_sample=options.do_sample, temperature=options.temperature,
                                       num_beams=options.num_beams)
-        prompts = [build_prompt(d, self.cfg.prompt.template) for d in dialogues]
+        prompts, _ = fitted_prompts(self._tokenizer, dialogues, self.cfg.prompt.template,
+                                    self.cfg.prompt.max_source_tokens)
         return generate_batched(model, self._tokenizer, prompts, gen, batch_size=resolve_batch_size(self.cfg.generation.batch_size, self.device),
                                 max_source_tokens=self.cfg.prompt.max_source_tokens, seed=self.cfg.seed,
                                 progress=False)

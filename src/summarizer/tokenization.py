@@ -1,4 +1,5 @@
-"""Training features: prompt → input_ids, summary → labels; truncated, never padded.
+"""Training features: prompt → input_ids, summary → labels; cut to length (the dialogue, never the template's
+instruction), never padded.
 
 Padding happens per batch at training time (``DataCollatorForSeq2Seq`` pads labels with -100 so that padded
 positions carry no loss); padding here would waste compute and, done with the pad id as the course labs did,
@@ -7,10 +8,10 @@ would train the model to predict padding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from summarizer.data import percentiles
-from summarizer.prompts import build_prompt
+from summarizer.prompts import build_prompt, fit_prompt
 
 
 def token_lengths(tokenizer, texts: Sequence[str]) -> list[int]:
@@ -19,19 +20,33 @@ def token_lengths(tokenizer, texts: Sequence[str]) -> list[int]:
     return [len(ids) for ids in tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]]
 
 
+def token_counter(tokenizer) -> Callable[[str], int]:
+    """Untruncated token count of one text, special tokens included (what the model's input budget counts)."""
+    return lambda text: len(tokenizer(text, truncation=False, verbose=False)["input_ids"])
+
+
+def fitted_prompts(tokenizer, dialogues: Sequence[str], template: str, max_source_tokens: int
+                   ) -> tuple[list[str], int]:
+    """Prompts whose template is whole, the dialogue cut where the budget requires; and how many were cut."""
+    fitted = [fit_prompt(d, template, token_counter(tokenizer), max_source_tokens) for d in dialogues]
+    return [text for text, _ in fitted], sum(cut for _, cut in fitted)
+
+
 def tokenize_rows(rows: Sequence[dict], tokenizer, template: str, max_source_tokens: int,
                   max_target_tokens: int) -> tuple[list[dict], dict]:
     """Return ``[{"id", "input_ids", "labels"}]`` and truncation statistics for these rows."""
-    prompts = [build_prompt(r["dialogue"], template) for r in rows]
+    prompts, _ = fitted_prompts(tokenizer, [r["dialogue"] for r in rows], template, max_source_tokens)
+    full_prompts = [build_prompt(r["dialogue"], template) for r in rows]
     summaries = [r["summary"] for r in rows]
     sources = tokenizer(prompts, truncation=True, max_length=max_source_tokens)["input_ids"]
     targets = tokenizer(text_target=summaries, truncation=True, max_length=max_target_tokens)["input_ids"]
-    source_full = token_lengths(tokenizer, prompts)
+    source_full = token_lengths(tokenizer, full_prompts)
     target_full = token_lengths(tokenizer, summaries)
     features = [{"id": r["id"], "input_ids": s, "labels": t} for r, s, t in zip(rows, sources, targets)]
     n = len(rows)
     stats = {
         "rows": n,
+        # dialogues cut (at their end, the template kept whole) to fit max_source_tokens
         "truncated_source_share": round(sum(l > max_source_tokens for l in source_full) / n, 4),
         "truncated_target_share": round(sum(l > max_target_tokens for l in target_full) / n, 4),
         "prompt_tokens": percentiles(source_full),
