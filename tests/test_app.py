@@ -86,6 +86,43 @@ def test_browser_paste_click_summary(app_url, tmp_path):
         browser.close()
 
 
+HOSTILE = ("#Person1#: Hi <script>alert(1)</script> there, did you get my <img src=x onerror=alert(2)> note?\n"
+           "#Person2#: Yes, <b>bold</b> move. <script>alert(1)</script>")
+
+
+def test_pasted_html_is_shown_as_text(app_url):
+    """Gradio's sanitizer kept `<img>` (dropping only its handler) and removed `<script>` text from the history:
+    whatever a person pastes is shown as the characters they pasted, never interpreted."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page()
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(app_url, wait_until="networkidle")
+        page.locator("#dialogue textarea").fill(HOSTILE)
+        page.locator("#summarize").click()
+        page.wait_for_function("document.querySelector('#latency textarea').value.endsWith(' s')", timeout=90_000)
+        page.wait_for_timeout(500)
+        history = page.locator("#history")
+        text = history.inner_text()
+        assert "Hi <script>alert(1)</script> there, did you get my <img src=x onerror=alert(2)> note?" in text
+        assert history.locator("img").count() == 0 and history.locator("script").count() == 0
+        assert dialogs == []
+        browser.close()
+
+
+def test_literal_markdown_escapes_every_markup_character():
+    from summarizer.app import literal_markdown
+
+    assert literal_markdown("<img src=x> **b** &lt; $5 [a](b)") == (
+        r"\<img src\=x\> \*\*b\*\* \&lt\; \$5 \[a\]\(b\)")
+    assert literal_markdown("plain words") == "plain words"
+
+
 def test_twenty_concurrent_api_requests(app_url):
     from gradio_client import Client
 

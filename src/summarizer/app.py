@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 
 from summarizer.config import Config, load_config
 from summarizer.device import select_runtime
@@ -18,6 +19,17 @@ from summarizer.service import EXAMPLE_DIALOGUE, VARIANTS, InputError, Options, 
 log = logging.getLogger(__name__)
 
 CSS = ".ai-label textarea {border-left: 4px solid #f0a500 !important}"
+# Every ASCII punctuation character, each of which Markdown (CommonMark, marked.js) lets a backslash make literal.
+_MARKDOWN_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
+
+
+def literal_markdown(text: str) -> str:
+    """``text`` as Markdown that displays exactly those characters: no HTML tag, entity, emphasis or link can form.
+
+    The history panel and the note render Markdown, and Gradio's sanitizer keeps tags such as ``<img>`` (it drops
+    only their handlers), so a pasted ``<img src="https://...">`` would make the viewer's browser fetch it.
+    """
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
 
 
 def summarize_request(service: Summarizer, cfg: Config, dialogue: str, variant: str, max_new_tokens: float,
@@ -29,15 +41,17 @@ def summarize_request(service: Summarizer, cfg: Config, dialogue: str, variant: 
                                                               temperature=float(temperature), num_beams=int(beams)),
                                    max_chars=cfg.app.max_input_chars)
     except Exception as err:  # noqa: BLE001 — every failure becomes a message for the page
-        return "", "", "", f"⚠️ {user_message(err)}", history
+        return "", "", "", f"⚠️ {literal_markdown(user_message(err))}", history
     note = (f"The dialogue was too long for one pass: it was summarized in {result.chunks} chunks of whole turns, "
             "then the chunk summaries were summarized." if result.chunked else "")
     if result.cut_turns:
         note += f" {result.cut_turns} single turn(s) exceeded the model's input and were cut."
     first_line = dialogue.strip().splitlines()[0]
-    history.append({"role": "user", "content": first_line[:120] + (" …" if len(dialogue.strip()) > 120 else "")})
-    history.append({"role": "assistant", "content": f"[{variant}] {result.summary}"})
-    return result.summary, f"{result.toxicity:.4f}", f"{result.latency_s:.2f} s", note, history
+    excerpt = first_line[:120] + (" …" if len(dialogue.strip()) > 120 else "")
+    # Pasted text and generated text are shown as the characters they are, never interpreted.
+    history.append({"role": "user", "content": literal_markdown(excerpt)})
+    history.append({"role": "assistant", "content": literal_markdown(f"[{variant}] {result.summary}")})
+    return result.summary, f"{result.toxicity:.4f}", f"{result.latency_s:.2f} s", literal_markdown(note), history
 
 
 def build_app(service: Summarizer, cfg: Config):
@@ -67,7 +81,8 @@ def build_app(service: Summarizer, cfg: Config):
                     toxicity = gr.Textbox(label="Toxicity P(hate)", elem_id="toxicity")
                     latency = gr.Textbox(label="Latency", elem_id="latency")
                 note = gr.Markdown(elem_id="note")
-                history = gr.Chatbot(label="This session", height=260)
+                # No LaTeX: `$...$` in a transcript is money, not math.
+                history = gr.Chatbot(label="This session", height=260, elem_id="history", latex_delimiters=[])
         if not available:
             gr.Markdown("⚠️ No trained model found under the models folder: run `dvc repro` (or `make demo`).")
         if service.is_tiny_random():
