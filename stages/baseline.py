@@ -12,9 +12,9 @@ from summarizer.evaluation import evaluate_system, prediction_records, to_dialog
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.io import read_jsonl, write_json, write_jsonl
 from summarizer.modeling import load_summarizer, load_tokenizer
-from summarizer.tokenization import token_counter
 from summarizer.prompts import ExamplePool, strategy_prompts
 from summarizer.stage import parser, run_stage
+from summarizer.tokenization import token_counter
 
 log = logging.getLogger("summarizer.baseline")
 
@@ -35,9 +35,10 @@ def main(argv=None) -> None:
     count_tokens = token_counter(tokenizer)
     sc, pc = cfg.scoring, cfg.prompt
     pool = [(r["dialogue"], r["summary"]) for r in read_jsonl(Path(args.data) / "train.jsonl")]
-    if any(s.endswith("_shot") for s in cfg.baseline.strategies):
+    if {"one_shot", "few_shot"} & set(cfg.baseline.strategies):
         pool = ExamplePool(pool, pc.flan_template, count_tokens)  # measured once for one- and few-shot
 
+    batch_size = resolve_batch_size(cfg.generation.batch_size, runtime.device)
     metrics, records = {}, []
     for strategy in cfg.baseline.strategies:
         prompts, prompt_stats = strategy_prompts(
@@ -48,7 +49,7 @@ def main(argv=None) -> None:
         metrics[strategy] = {"prompts": prompt_stats}
         for setting in cfg.baseline.settings:
             gen = build_generation_config(cfg.generation, model.config, **setting.overrides())
-            preds = generate_batched(model, tokenizer, prompts, gen, batch_size=resolve_batch_size(cfg.generation.batch_size, runtime.device),
+            preds = generate_batched(model, tokenizer, prompts, gen, batch_size=batch_size,
                                      max_source_tokens=pc.max_source_tokens, seed=cfg.seed,
                                      desc=f"{strategy}/{setting.name}")
             metrics[strategy][setting.name], scores = evaluate_system(

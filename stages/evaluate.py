@@ -39,8 +39,9 @@ def main(argv=None) -> None:
     prompts, cut = fitted_prompts(tokenizer, [d.dialogue for d in dialogues], cfg.prompt.template,
                                   cfg.prompt.max_source_tokens)
     preds = generate_batched(model, tokenizer, prompts, build_generation_config(cfg.generation, model.config),
-                             batch_size=resolve_batch_size(cfg.generation.batch_size, runtime.device), max_source_tokens=cfg.prompt.max_source_tokens,
-                             seed=cfg.seed, desc=f"evaluate {args.variant}")
+                             batch_size=resolve_batch_size(cfg.generation.batch_size, runtime.device),
+                             max_source_tokens=cfg.prompt.max_source_tokens, seed=cfg.seed,
+                             desc=f"evaluate {args.variant}")
     del model
 
     sc, c = cfg.scoring, cfg.classifier

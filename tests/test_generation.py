@@ -45,7 +45,6 @@ def test_lengths_come_from_params_not_the_default_20(lively):
     model, tok, prompts = lively
     cfg = build_generation_config(dataclasses.replace(GEN, max_new_tokens=40, min_new_tokens=40), model.config)
     assert cfg.max_new_tokens == 40
-    import torch
 
     enc = tok(prompts[:2], return_tensors="pt", padding=True)
     out = model.generate(**enc, generation_config=cfg)

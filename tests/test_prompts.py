@@ -1,4 +1,3 @@
-import pytest
 
 from conftest import ROOT
 from summarizer.config import load_config

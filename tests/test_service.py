@@ -1,6 +1,5 @@
 """The app's and CLI's shared core: input checks, whole-turn chunking of long dialogues, variant selection."""
 
-import dataclasses
 
 import pytest
 

@@ -78,6 +78,9 @@ def test_interrupt_and_resume(tiny_workspace, tmp_path):
         train(_request(cfg, "lora"), callbacks=[InterruptAfterSave(2)], **kwargs)
     assert (tmp_path / "ckpt/checkpoint-2").is_dir() and not (tmp_path / "out").exists()
 
+    (tmp_path / "ckpt/checkpoint-3").mkdir()  # interrupted while saving: no trainer_state.json yet
+    (tmp_path / "ckpt/checkpoint-3/model.safetensors").write_bytes(b"partial")
+
     second = train(_request(cfg, "lora"), **kwargs)
     assert second["resumed_from_step"] == 2 and second["steps"] == 4
     assert (tmp_path / "out/adapter_model.safetensors").exists()

@@ -105,7 +105,7 @@ def strategy_prompts(strategy: str, dialogues: Sequence[tuple[str, str]],
     if isinstance(pool, ExamplePool):
         examples = pool
     else:
-        examples = ExamplePool(pool, flan_template, count_tokens) if strategy.endswith("_shot") else None
+        examples = ExamplePool(pool, flan_template, count_tokens) if strategy in ("one_shot", "few_shot") else None
     prompts, cut, used = [], 0, []
     for key, dialogue in dialogues:
         if strategy == "none":

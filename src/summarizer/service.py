@@ -165,7 +165,8 @@ class Summarizer:
                                       num_beams=options.num_beams)
         prompts, _ = fitted_prompts(self._tokenizer, dialogues, self.cfg.prompt.template,
                                     self.cfg.prompt.max_source_tokens)
-        return generate_batched(model, self._tokenizer, prompts, gen, batch_size=resolve_batch_size(self.cfg.generation.batch_size, self.device),
+        return generate_batched(model, self._tokenizer, prompts, gen,
+                                batch_size=resolve_batch_size(self.cfg.generation.batch_size, self.device),
                                 max_source_tokens=self.cfg.prompt.max_source_tokens, seed=self.cfg.seed,
                                 progress=False)
 

@@ -99,9 +99,12 @@ def fingerprint(request: TrainRequest, inputs: dict[str, str]) -> str:
 
 
 def last_checkpoint(checkpoint_dir: Path, expected: str) -> str | None:
-    """The newest checkpoint of the same run, or None (a checkpoint of other settings is discarded)."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint of the same run, or None (a checkpoint of other settings is discarded).
 
+    A run interrupted while saving leaves a partial checkpoint folder, which transformers' ``get_last_checkpoint``
+    would pick and then fail to load. The Trainer writes ``trainer_state.json`` last (``trainer.py`` ~3409), so a
+    folder without a readable one is incomplete: it is removed and the previous checkpoint is used.
+    """
     if not checkpoint_dir.is_dir():
         return None
     stamp = checkpoint_dir / FINGERPRINT
@@ -109,7 +112,15 @@ def last_checkpoint(checkpoint_dir: Path, expected: str) -> str | None:
         log.info("discarding checkpoints in %s: they belong to other settings", checkpoint_dir)
         shutil.rmtree(checkpoint_dir)
         return None
-    return get_last_checkpoint(str(checkpoint_dir))
+    found = [p for p in checkpoint_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    for folder in sorted(found, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        try:
+            json.loads((folder / "trainer_state.json").read_text())
+            return str(folder)
+        except (OSError, ValueError):
+            log.warning("discarding %s: an incomplete checkpoint (interrupted while saving)", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+    return None
 
 
 def load_features(path: str | Path):
