@@ -13,9 +13,9 @@ from summarizer.evaluation import evaluate_system, prediction_records, to_dialog
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.io import read_jsonl, write_json, write_jsonl
 from summarizer.modeling import load_classifier, load_summarizer, load_tokenizer
-from summarizer.tokenization import fitted_prompts
 from summarizer.scoring import bootstrap_ci
 from summarizer.stage import parser, run_stage
+from summarizer.tokenization import fitted_prompts
 from summarizer.toxicity import ToxicityScorer
 
 log = logging.getLogger("summarizer.evaluate")
@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     dialogues = to_dialogues(sample_dialogues(read_jsonl(args.test), cfg.evaluate.max_dialogues, cfg.seed))
     tokenizer = load_tokenizer(args.base_model)
     model = load_summarizer(args.model, args.base_model, device=runtime.device, dtype=runtime.torch_dtype)
-    prompts, cut = fitted_prompts(tokenizer, [d.dialogue for d in dialogues], cfg.prompt.template,
+    prompts, prompt_tokens = fitted_prompts(tokenizer, [d.dialogue for d in dialogues], cfg.prompt.template,
                                   cfg.prompt.max_source_tokens)
     preds = generate_batched(model, tokenizer, prompts, build_generation_config(cfg.generation, model.config),
                              batch_size=resolve_batch_size(cfg.generation.batch_size, runtime.device),
@@ -50,7 +50,8 @@ def main(argv=None) -> None:
     classifier, cls_tokenizer = load_classifier(args.classifier, device=runtime.device)
     toxicity = ToxicityScorer(classifier, cls_tokenizer, toxic_label=c.toxic_label, nontoxic_label=c.nontoxic_label,
                               max_tokens=c.max_tokens, batch_size=c.batch_size).toxic_probability(preds)
-    metrics["prompts"] = {"dialogues": len(prompts), "dialogues_truncated": cut}  # cut to fit, template whole
+    cut = sum(n > cfg.prompt.max_source_tokens for n in prompt_tokens)  # dialogues cut to fit, template whole
+    metrics["prompts"] = {"dialogues": len(prompts), "dialogues_truncated": cut}
     metrics["toxicity"] = {
         "mean": {k: round(v, 6) for k, v in bootstrap_ci(toxicity, resamples=sc.bootstrap_resamples,
                                                           confidence=sc.confidence, seed=cfg.seed).items()},

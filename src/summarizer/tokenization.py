@@ -26,21 +26,25 @@ def token_counter(tokenizer) -> Callable[[str], int]:
 
 
 def fitted_prompts(tokenizer, dialogues: Sequence[str], template: str, max_source_tokens: int
-                   ) -> tuple[list[str], int]:
-    """Prompts whose template is whole, the dialogue cut where the budget requires; and how many were cut."""
-    fitted = [fit_prompt(d, template, token_counter(tokenizer), max_source_tokens) for d in dialogues]
-    return [text for text, _ in fitted], sum(cut for _, cut in fitted)
+                   ) -> tuple[list[str], list[int]]:
+    """Prompts whose template is whole, the dialogue cut where the budget requires; and each uncut prompt's token
+    count (over ``max_source_tokens``: that prompt was cut). Prompts are counted in one batch; only those over the
+    budget are fitted one by one."""
+    full = [build_prompt(d, template) for d in dialogues]
+    lengths = token_lengths(tokenizer, full)
+    count = token_counter(tokenizer)
+    prompts = [prompt if n <= max_source_tokens else fit_prompt(d, template, count, max_source_tokens)[0]
+               for prompt, n, d in zip(full, lengths, dialogues)]
+    return prompts, lengths
 
 
 def tokenize_rows(rows: Sequence[dict], tokenizer, template: str, max_source_tokens: int,
                   max_target_tokens: int) -> tuple[list[dict], dict]:
     """Return ``[{"id", "input_ids", "labels"}]`` and truncation statistics for these rows."""
-    prompts, _ = fitted_prompts(tokenizer, [r["dialogue"] for r in rows], template, max_source_tokens)
-    full_prompts = [build_prompt(r["dialogue"], template) for r in rows]
+    prompts, source_full = fitted_prompts(tokenizer, [r["dialogue"] for r in rows], template, max_source_tokens)
     summaries = [r["summary"] for r in rows]
     sources = tokenizer(prompts, truncation=True, max_length=max_source_tokens)["input_ids"]
     targets = tokenizer(text_target=summaries, truncation=True, max_length=max_target_tokens)["input_ids"]
-    source_full = token_lengths(tokenizer, full_prompts)
     target_full = token_lengths(tokenizer, summaries)
     features = [{"id": r["id"], "input_ids": s, "labels": t} for r, s, t in zip(rows, sources, targets)]
     n = len(rows)
