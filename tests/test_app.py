@@ -139,3 +139,23 @@ def test_twenty_concurrent_api_requests(app_url):
         assert not note.startswith("⚠️"), note
         assert latency.endswith(" s") and 0 <= float(toxicity) <= 1
         assert history[-1]["role"] == "assistant"
+
+
+def test_long_meeting_is_summarized_in_chunks_with_progress(app_url):
+    """A 3,000-word meeting was refused by the 20,000-character default cap; now it is summarized in chunks, and
+    the page follows the chunks' progress (what the API client sees is what the page's progress bar shows)."""
+    from gradio_client import Client
+
+    from test_cli import meeting
+
+    client = Client(app_url, verbose=False)
+    job = client.submit(meeting(3000), "base", 16, False, 1.0, 1, [], api_name="/summarize")
+    seen = set()
+    while not job.done():
+        for unit in (job.status().progress_data or []):
+            seen.add((unit.desc, unit.index, unit.length))
+        time.sleep(0.02)
+    summary, toxicity, latency, note, history = job.result()
+    chunks = int(note.split("summarized in ")[1].split(" chunks")[0])
+    assert chunks > 1, note
+    assert any(desc == f"summarizing {chunks} chunks" and length == chunks for desc, _, length in seen), seen

@@ -53,3 +53,74 @@ def test_bad_input_exits_2_without_traceback(cli, data, message):
 def test_untrained_variant_is_refused(cli):
     proc = cli("--model", "ppo", stdin=EXAMPLE_DIALOGUE.encode())
     assert proc.returncode == 2 and "has not been trained here yet" in proc.stderr.decode()
+
+
+def _weightless_models(tiny_workspace, folder):
+    """A copy of the models folder whose base model lost its weights (an interrupted copy, a bad checkout)."""
+    import shutil
+
+    shutil.copytree(tiny_workspace / "models", folder)
+    (folder / "base" / "model.safetensors").unlink()
+    return folder
+
+
+@pytest.mark.parametrize("case", ["missing file", "a directory", "not UTF-8", "weightless model"])
+def test_every_failure_is_one_line_and_nonzero(cli, tiny_workspace, tmp_path, case):
+    """`summarizer summarize missing.txt` printed a FileNotFoundError traceback (issue 11)."""
+    args, expected = {
+        "missing file": ([str(tmp_path / "missing.txt")], (2, f"error: cannot read {tmp_path / 'missing.txt'}: "
+                                                              "No such file or directory")),
+        "a directory": ([str(tmp_path)], (2, f"error: cannot read {tmp_path}: Is a directory")),
+        "not UTF-8": ([str(tmp_path / "latin1.txt")], (2, "latin1.txt is not UTF-8 text (byte 14 is b'\\xe9')")),
+        "weightless model": (["--models", str(tmp_path / "models"), str(tmp_path / "d.txt")],
+                             (1, f"error: could not load the model saved at {tmp_path / 'models' / 'base'}")),
+    }[case]
+    (tmp_path / "latin1.txt").write_bytes("#Person1#: Caf\u00e9?\n#Person2#: Oui.".encode("latin-1"))
+    (tmp_path / "d.txt").write_text(EXAMPLE_DIALOGUE)
+    if case == "weightless model":
+        _weightless_models(tiny_workspace, tmp_path / "models")
+    proc = cli("--model", "base", *args)
+    err = proc.stderr.decode()
+    assert proc.returncode == expected[0], err
+    assert expected[1] in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_byte_order_mark_is_not_part_of_the_dialogue(cli, tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + EXAMPLE_DIALOGUE.encode())
+    proc = cli("--model", "base", "--json", str(path))
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
+def test_demo_models_are_called_random(cli):
+    proc = cli("--model", "base", stdin=EXAMPLE_DIALOGUE.encode())
+    assert "tiny random ones (an offline demo): their summaries are meaningless" in proc.stderr.decode()
+
+
+def meeting(words: int) -> str:
+    """A meeting transcript of about ``words`` words, in speaker turns of 30 words."""
+    turn = ("we should move the launch to next month because the supplier has not confirmed the parts and the "
+            "team needs two more weeks for testing so please update the plan and tell the client today").split()
+    return "\n".join(f"#Person{i % 4 + 1}#: " + " ".join(turn[:30]) for i in range(words // 30))
+
+
+def test_one_hour_meeting_is_accepted_with_the_default_cap():
+    """A 3,000-word meeting was refused by the 20,000-character default; a one-hour one (~9,000 words) fits."""
+    from summarizer.config import load_config
+    from summarizer.service import check_dialogue
+
+    from conftest import ROOT
+
+    cap = load_config(ROOT / "params.yaml", check_device=False).app.max_input_chars
+    assert check_dialogue(meeting(9000), cap)
+    with pytest.raises(Exception, match="the limit is"):
+        check_dialogue(meeting(9000) * 3, cap)
+
+
+def test_long_dialogue_shows_progress_while_chunks_are_summarized(cli):
+    proc = cli("--model", "base", stdin=meeting(3000).encode())
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    chunks = int(err.split("summarized in ")[1].split(" chunks")[0])
+    assert chunks > 1 and f"summarizing {chunks} chunks" in err and f"{chunks}/{chunks}" in err

@@ -69,8 +69,47 @@ def test_bad_csv_names_row(tmp_path):
 def test_invalid_json_line(tmp_path):
     write_folder(tmp_path, [ROW])
     (tmp_path / "train.jsonl").write_text(json.dumps(ROW) + "\n{not json\n")
-    with pytest.raises(DataError, match="train.jsonl: line 2 is not valid JSON"):
+    with pytest.raises(DataError, match="train.jsonl: line 2 is not valid JSON: Expecting property name enclosed in "
+                                        "double quotes at column 2, found 'not json'"):
         load_local_splits(tmp_path)
+
+
+def test_truncated_json_line_says_where_and_what(tmp_path):
+    """A line cut inside a string: the old message stopped at "Invalid control character at"."""
+    write_folder(tmp_path, [ROW])
+    line = json.dumps(ROW)
+    (tmp_path / "train.jsonl").write_text(line[:40] + "\n" + line[40:] + "\n")
+    with pytest.raises(DataError) as err:
+        load_local_splits(tmp_path)
+    assert str(err.value).endswith("train.jsonl: line 1 is not valid JSON: Unterminated string starting at column "
+                                   "31, found '\"#Person1#'. A line cut short, or an unescaped newline or tab inside "
+                                   "a text?")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_byte_order_mark_is_read(tmp_path, fmt):
+    """Excel and many Windows tools start a UTF-8 file with a BOM; it used to become part of the column "id"."""
+    write_folder(tmp_path, [ROW, dict(ROW, id="train_1")], fmt=fmt)
+    path = tmp_path / f"train.{fmt}"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    rows = load_local_splits(tmp_path)["train"]
+    assert [r["id"] for r in rows] == ["train_0", "train_1"]
+
+
+def test_crlf_csv_gives_unix_newlines_inside_dialogues(tmp_path):
+    write_folder(tmp_path, [ROW], fmt="csv")
+    path = tmp_path / "train.csv"
+    path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    assert b"Hi.\r\n#Person2#" in path.read_bytes()
+    assert load_local_splits(tmp_path)["train"][0]["dialogue"] == ROW["dialogue"]
+
+
+def test_missing_column_lists_the_columns_found_and_hints_at_case(tmp_path):
+    rows = [{("Summary" if k == "summary" else k): v for k, v in ROW.items()}]
+    with pytest.raises(DataError) as err:
+        load_local_splits(write_folder(tmp_path, rows, fmt="csv"))
+    assert str(err.value).endswith("train.csv: row 1 is missing column(s) summary; found 'id', 'dialogue', 'Summary', "
+                                   "'topic' (column names are case-sensitive: rename 'Summary' for 'summary')")
 
 
 def test_missing_split_file(tmp_path):

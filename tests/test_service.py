@@ -66,10 +66,10 @@ def test_long_dialogue_is_summarized_in_chunks_of_whole_turns(service, monkeypat
     seen = []
     original = service._generate
 
-    def recording(model, dialogues, options):
+    def recording(model, dialogues, options, desc=None):
         seen.append(list(dialogues))
         # the tiny random model tends to say nothing; give each chunk a visible summary so the second pass shows
-        return [out or f"Summary of part {i}." for i, out in enumerate(original(model, dialogues, options))]
+        return [out or f"Summary of part {i}." for i, out in enumerate(original(model, dialogues, options, desc))]
 
     monkeypatch.setattr(service, "_generate", recording)
     result = service.summarize(long_dialogue, "base", Options(max_new_tokens=6), max_chars=20_000)

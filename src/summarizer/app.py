@@ -37,9 +37,10 @@ def summarize_request(service: Summarizer, cfg: Config, dialogue: str, variant: 
     """One request: (summary, toxicity, latency, note, history). Refusals come back as a note, never a traceback."""
     history = list(history or [])
     try:
-        result = service.summarize(dialogue, variant, Options(max_new_tokens=int(max_new_tokens), do_sample=bool(sample),
-                                                              temperature=float(temperature), num_beams=int(beams)),
-                                   max_chars=cfg.app.max_input_chars)
+        options = Options(max_new_tokens=int(max_new_tokens), do_sample=bool(sample), temperature=float(temperature),
+                          num_beams=int(beams))
+        # progress: a long dialogue's chunks get a tqdm bar, which the page follows (gr.Progress(track_tqdm=True)).
+        result = service.summarize(dialogue, variant, options, max_chars=cfg.app.max_input_chars, progress=True)
     except Exception as err:  # noqa: BLE001 — every failure becomes a message for the page
         return "", "", "", f"⚠️ {literal_markdown(user_message(err))}", history
     note = (f"The dialogue was too long for one pass: it was summarized in {result.chunks} chunks of whole turns, "
@@ -88,7 +89,11 @@ def build_app(service: Summarizer, cfg: Config):
         if service.is_tiny_random():
             gr.Markdown("⚠️ **These are tiny random models** (an offline demo): their summaries are meaningless.",
                         elem_id="tiny-warning")
-        button.click(lambda *a: summarize_request(service, cfg, *a),
+        def on_click(dialogue, variant, max_new, sample, temperature, beams, history,
+                     progress=gr.Progress(track_tqdm=True)):  # noqa: B008 — Gradio reads the default to track tqdm
+            return summarize_request(service, cfg, dialogue, variant, max_new, sample, temperature, beams, history)
+
+        button.click(on_click,
                      inputs=[dialogue, variant, max_new, sample, temperature, beams, history],
                      outputs=[summary, toxicity, latency, note, history], api_name="summarize",
                      concurrency_limit=cfg.app.concurrency_limit)

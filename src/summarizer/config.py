@@ -36,6 +36,19 @@ def _ge(bound: float) -> Check:
     return lambda v: None if v is None or v >= bound else f"be >= {bound}"
 
 
+def _length(most: int, why: str) -> Check:
+    """A length in tokens or characters: positive and at most ``most``, with the reason for the bound."""
+    return lambda v: None if v is None or 0 < v <= most else f"be between 1 and {most:,} ({why})"
+
+
+# FLAN-T5 was trained on 512 input tokens. T5's relative positions allow longer inputs, but attention memory grows
+# with the square of the length and quality past a few times the training length is untested.
+_SOURCE_TOKENS = _length(4096, "FLAN-T5 was trained on 512 input tokens; attention memory grows with its square")
+_NEW_TOKENS = _length(1024, "summaries are short: DialogSum's longest reference has under 200 tokens")
+# RoBERTa has 514 learned positions, two of them taken by its padding offset.
+_CLASSIFIER_TOKENS = _length(512, "RoBERTa classifiers read at most 512 tokens")
+
+
 def _positive_or_auto(v: Any) -> str | None:
     return None if v == "auto" or (isinstance(v, int) and v > 0) else "be a positive integer or auto"
 
@@ -114,7 +127,7 @@ class ClassifierConfig:
     revision: str = checked(_non_empty)
     toxic_label: str = checked(_non_empty)
     nontoxic_label: str = checked(_non_empty)
-    max_tokens: int = checked(_gt(0))
+    max_tokens: int = checked(_CLASSIFIER_TOKENS)
     batch_size: int = checked(_gt(0))
     tiny: TinyRobertaConfig = field()
 
@@ -123,8 +136,8 @@ class ClassifierConfig:
 class PromptConfig:
     template: str = checked(_template)
     flan_template: str = checked(_template)
-    max_source_tokens: int = checked(_gt(0))
-    max_target_tokens: int = checked(_gt(0))
+    max_source_tokens: int = checked(_SOURCE_TOKENS)
+    max_target_tokens: int = checked(_NEW_TOKENS)
 
 
 @dataclass(frozen=True)
@@ -133,7 +146,7 @@ class GenerationConfig:
     transformers' default max_length of 20 tokens would silently cut summaries short."""
 
     batch_size: int | Literal["auto"] = checked(_positive_or_auto)  # auto: 16 on a CPU or MPS, 64 on CUDA
-    max_new_tokens: int = checked(_gt(0))
+    max_new_tokens: int = checked(_NEW_TOKENS)
     min_new_tokens: int = checked(_ge(0))
     num_beams: int = checked(_gt(0))
     do_sample: bool = field()
@@ -246,7 +259,7 @@ class PpoConfig:
     kl_horizon: int = checked(_gt(0))  # trl's adaptive-KL horizon: how fast the coefficient may move
     generation_batch_size: int | Literal["auto"] = checked(_positive_or_auto)
     min_new_tokens: int = checked(_gt(0))
-    max_new_tokens: int = checked(_gt(0))
+    max_new_tokens: int = checked(_NEW_TOKENS)
     top_k: int = checked(_ge(0))
     top_p: float = checked(_fraction, _gt(0))
     prompt_min_chars: int = checked(_ge(0))
@@ -266,8 +279,8 @@ class ReportConfig:
 @dataclass(frozen=True)
 class AppConfig:
     host: str = checked(_non_empty)
-    port: int = checked(_gt(0))
-    max_input_chars: int = checked(_gt(0))
+    port: int = checked(_length(65535, "the largest TCP port"))
+    max_input_chars: int = checked(_length(1_000_000, "a paste of a million characters is a mistake"))
     concurrency_limit: int = checked(_gt(0))
 
 
@@ -302,6 +315,9 @@ class Config:
             raise ConfigError(f"params.yaml: training.num_processes must be 1 with device {self.device} (several "
                               f"processes take one GPU each: use device cuda or auto), got "
                               f"{self.training.num_processes}")
+        if self.generation.min_new_tokens > self.generation.max_new_tokens:
+            raise ConfigError(f"params.yaml: generation.min_new_tokens must be <= generation.max_new_tokens, got "
+                              f"{self.generation.min_new_tokens} > {self.generation.max_new_tokens}")
         if self.ppo.min_new_tokens > self.ppo.max_new_tokens:
             raise ConfigError(f"params.yaml: ppo.min_new_tokens must be <= ppo.max_new_tokens, got "
                               f"{self.ppo.min_new_tokens} > {self.ppo.max_new_tokens}")

@@ -37,26 +37,51 @@ def dialogue_id(row_id: str) -> str:
 # Reading
 
 
+# "utf-8-sig" reads files with or without the byte-order mark that Excel and many Windows tools write; plain
+# "utf-8" would glue it to the first column's name ("\ufeffid").
+ENCODING = "utf-8-sig"
+
+
 def _read_jsonl_rows(path: Path) -> list[tuple[str, dict]]:
     rows = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding=ENCODING) as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
+            line = line.rstrip("\r\n")  # else a line cut inside a string reads as "Invalid control character"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(f"{path}: line {lineno} is not valid JSON ({err.msg})") from None
+                raise DataError(f"{path}: line {lineno} is not valid JSON: {_describe_json_error(err, line)}. "
+                                "A line cut short, or an unescaped newline or tab inside a text?") from None
             if not isinstance(obj, dict):
                 raise DataError(f"{path}: line {lineno} is not a JSON object")
             rows.append((f"line {lineno}", obj))
     return rows
 
 
+def _describe_json_error(err: json.JSONDecodeError, line: str) -> str:
+    """``Unterminated string starting at column 26, found '"#Person1#: Hi'``: json's own messages end in "at"."""
+    found = line[err.pos:err.pos + 20]
+    where = f"{err.msg}{'' if err.msg.endswith(' at') else ' at'} column {err.colno}"
+    return f"{where}, found {found!r}" if found else f"{where}, the end of the line"
+
+
 def _read_csv_rows(path: Path) -> list[tuple[str, dict]]:
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open(path, encoding=ENCODING, newline="") as fh:
         # Row numbers count data rows from 1, as a spreadsheet would show them below the header.
         return [(f"row {i}", dict(r)) for i, r in enumerate(csv.DictReader(fh), start=1)]
+
+
+def normalize_newlines(text: str) -> str:
+    """Windows (\\r\\n) and old Mac (\\r) line ends → \\n, so a CRLF file gives the same prompts as a Unix one."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _case_hint(missing: Sequence[str], raw: dict) -> str:
+    by_lower = {str(k).strip().lower(): k for k in raw}
+    close = [f"{by_lower[m]!r} for {m!r}" for m in missing if m in by_lower]
+    return f" (column names are case-sensitive: rename {', '.join(close)})" if close else ""
 
 
 def validate_rows(located: Sequence[tuple[str, dict]], source: str) -> list[dict]:
@@ -66,11 +91,13 @@ def validate_rows(located: Sequence[tuple[str, dict]], source: str) -> list[dict
     for where, raw in located:
         missing = [c for c in COLUMNS if c not in raw]
         if missing:
-            raise DataError(f"{source}: {where} is missing column(s) {', '.join(missing)}")
+            raise DataError(f"{source}: {where} is missing column(s) {', '.join(missing)}; "
+                            f"found {', '.join(map(repr, raw)) or 'none'}{_case_hint(missing, raw)}")
         row = {c: raw[c] for c in COLUMNS}
         for col in COLUMNS:
             if not isinstance(row[col], str):
                 raise DataError(f"{source}: {where} column {col} must be text, got {row[col]!r}")
+            row[col] = normalize_newlines(row[col])
         for col in ("id", "dialogue", "summary"):
             if not row[col].strip():
                 raise DataError(f"{source}: {where} (id {row['id']!r}) has an empty {col}")

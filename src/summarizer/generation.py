@@ -51,11 +51,14 @@ def generate_batched(model, tokenizer, prompts: Sequence[str], generation_config
         torch.manual_seed(seed)
     outputs: list[str | None] = [None] * len(prompts)
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    with torch.inference_mode():
-        for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress, leave=False):
+    # Counted in texts, not batches: "37/120 dialogues" tells the user more than "2/8 batches".
+    with torch.inference_mode(), tqdm(total=len(prompts), desc=desc, unit="text", disable=not progress,
+                                      leave=False) as bar:
+        for batch in batches:
             padded = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
             generated = model.generate(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"],
                                        generation_config=generation_config)
             for i, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True)):
                 outputs[i] = text.strip()
+            bar.update(len(batch))
     return outputs  # type: ignore[return-value]

@@ -41,16 +41,21 @@ def count_parameters(model) -> dict[str, int]:
 
 
 def train_t5_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int):
-    """A T5-style Unigram tokenizer (<pad>=0, </s>=1, <unk>=2, </s> appended) trained on ``texts``."""
+    """A T5-style tokenizer (<pad>=0, </s>=1, <unk>=2, </s> appended, SentencePiece-like ``▁`` word starts).
+
+    BPE, not T5's Unigram: the ``tokenizers`` Unigram trainer gives a different vocabulary on each run (parallel EM
+    and ties broken by hash order), which changed the base model's hash and every score after it on each clean
+    rebuild. The BPE trainer breaks ties by token id and is the same on every run (tests/test_modeling.py).
+    """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.Unigram())
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"],
-                                      unk_token="<unk>", show_progress=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"],
+                                  show_progress=False)
     tok.train_from_iterator(texts, trainer)
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
                                                        special_tokens=[("</s>", 1)])
@@ -177,6 +182,11 @@ def materialize_classifier(name: str, revision: str, tiny: TinyRobertaConfig, tr
     else:
         tokenizer = _tokenizer_from_pretrained(name, revision)
         model = _from_pretrained(AutoModelForSequenceClassification, name, revision)
+    # RoBERTa's learned positions start after its padding index (2 of max_position_embeddings are never used).
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions is not None and max_tokens > positions - 2:
+        raise ModelError(f"params.yaml: classifier.max_tokens must be at most {positions - 2} for {name} "
+                         f"(max_position_embeddings {positions}), got {max_tokens}")
     labels = set(model.config.id2label.values())
     for key, label in (("toxic_label", toxic_label), ("nontoxic_label", nontoxic_label)):
         if label not in labels:
@@ -202,10 +212,22 @@ def _save(model, tokenizer, name: str, revision: str, source: str, out_dir: str 
 # Loading for use
 
 
+def _load_saved(what: str, path: Path, load):
+    """Run ``load`` on a saved model folder; a folder without weights or a broken file becomes one message."""
+    if not path.is_dir():
+        raise ModelError(f"no {what} at {path}: run the stage that writes it (dvc repro)")
+    try:
+        return load()
+    except (OSError, ValueError, RuntimeError) as err:  # missing weights, corrupt safetensors, wrong architecture
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"could not load the {what} saved at {path}: {first_line}. "
+                         "Rerun the stage that writes it (dvc repro), or dvc checkout.") from None
+
+
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path))
+    return _load_saved("tokenizer", Path(path), lambda: AutoTokenizer.from_pretrained(str(path)))
 
 
 def is_adapter(path: str | Path) -> bool:
@@ -218,22 +240,24 @@ def load_summarizer(path: str | Path, base_path: str | Path | None = None, *, de
     from transformers import AutoModelForSeq2SeqLM
 
     path = Path(path)
-    if not path.is_dir():
-        raise ModelError(f"no model at {path}: run the stage that writes it (dvc repro)")
     if is_adapter(path):
         from peft import PeftModel
 
         if base_path is None:
             raise ModelError(f"{path} holds an adapter: its base model folder is needed too")
-        base = AutoModelForSeq2SeqLM.from_pretrained(str(base_path), dtype=dtype, use_safetensors=True)
-        model = PeftModel.from_pretrained(base, str(path))
+        base = _load_saved("model", Path(base_path), lambda: AutoModelForSeq2SeqLM.from_pretrained(
+            str(base_path), dtype=dtype, use_safetensors=True))
+        model = _load_saved("adapter", path, lambda: PeftModel.from_pretrained(base, str(path)))
     else:
-        model = AutoModelForSeq2SeqLM.from_pretrained(str(path), dtype=dtype, use_safetensors=True)
+        model = _load_saved("model", path, lambda: AutoModelForSeq2SeqLM.from_pretrained(
+            str(path), dtype=dtype, use_safetensors=True))
     return model.to(device).eval()
 
 
 def load_classifier(path: str | Path, *, device: str = "cpu"):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True)
-    return model.to(device).eval(), AutoTokenizer.from_pretrained(str(path))
+    path = Path(path)
+    model = _load_saved("classifier", path, lambda: AutoModelForSequenceClassification.from_pretrained(
+        str(path), use_safetensors=True))
+    return model.to(device).eval(), load_tokenizer(path)

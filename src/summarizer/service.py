@@ -159,7 +159,8 @@ class Summarizer:
                                               max_tokens=c.max_tokens, batch_size=c.batch_size)
             return self._models[variant]
 
-    def _generate(self, model, dialogues: Sequence[str], options: Options) -> list[str]:
+    def _generate(self, model, dialogues: Sequence[str], options: Options, desc: str | None = None) -> list[str]:
+        """``desc`` shows a progress bar (tqdm on stderr; the app's page follows it) under that name."""
         gen = build_generation_config(self.cfg.generation, model.config, max_new_tokens=options.max_new_tokens,
                                       do_sample=options.do_sample, temperature=options.temperature,
                                       num_beams=options.num_beams)
@@ -168,13 +169,14 @@ class Summarizer:
         return generate_batched(model, self._tokenizer, prompts, gen,
                                 batch_size=resolve_batch_size(self.cfg.generation.batch_size, self.device),
                                 max_source_tokens=self.cfg.prompt.max_source_tokens, seed=self.cfg.seed,
-                                progress=False)
+                                desc=desc or "generating", progress=desc is not None)
 
     def _fits(self, dialogue: str) -> bool:
         prompt = build_prompt(dialogue, self.cfg.prompt.template)
         return token_lengths(self._tokenizer, [prompt])[0] <= self.cfg.prompt.max_source_tokens
 
-    def summarize(self, text: str, variant: str, options: Options, max_chars: int) -> Summary:
+    def summarize(self, text: str, variant: str, options: Options, max_chars: int, progress: bool = False) -> Summary:
+        """``progress``: show a bar while the chunks of a long dialogue are summarized."""
         dialogue = check_dialogue(text, max_chars)
         model = self._model(variant)
         start = time.perf_counter()
@@ -185,11 +187,15 @@ class Summarizer:
         if len(chunks) == 1:
             summary = self._generate(model, chunks, options)[0]
         else:
-            partial = self._generate(model, chunks, options)
+            log.info("dialogue of %d characters: summarizing %d chunks", len(dialogue), len(chunks))
+            partial = self._generate(model, chunks, options,
+                                     desc=f"summarizing {len(chunks)} chunks" if progress else None)
             # Summarize the summaries (again in chunks if even they are too long).
             combined = "\n".join(p for p in partial if p)
             while not self._fits(combined) and len(partial) > 1:
-                partial = self._generate(model, chunk_turns(partial, self._fits), options)
+                regrouped = chunk_turns(partial, self._fits)
+                partial = self._generate(model, regrouped, options,
+                                         desc=f"combining {len(regrouped)} summaries" if progress else None)
                 combined = "\n".join(p for p in partial if p)
             summary = self._generate(model, [combined], options)[0] if combined else ""
         toxicity = float(self._scorer.toxic_probability([summary])[0]) if self._scorer else float("nan")
