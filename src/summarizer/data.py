@@ -139,8 +139,23 @@ def load_local_splits(folder: str | Path) -> dict[str, list[dict]]:
     return splits
 
 
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _loaded_commit(ds) -> str | None:
+    """The commit a loaded Hub dataset came from. ``datasets`` caches a Hub dataset under
+    ``<name>/<config>/<version>/<commit>/`` (load.py: the module's hash is the commit hash), online and offline."""
+    files = next(iter(ds.values())).cache_files
+    return Path(files[0]["filename"]).parent.name if files else None
+
+
 def load_hub_splits(name: str, revision: str) -> dict[str, list[dict]]:
-    """Download a DialogSum-layout dataset from the Hugging Face Hub at a pinned revision."""
+    """Download a DialogSum-layout dataset from the Hugging Face Hub at a pinned revision.
+
+    Offline (``HF_HUB_OFFLINE=1``), ``datasets`` cannot ask the Hub what a revision is and takes its newest cached
+    copy of the dataset whatever the revision (load.py, ``CachedDatasetModuleFactory``). So the commit that was
+    loaded is checked against a revision pinned as a commit id, and logged for a branch name.
+    """
     import datasets
 
     try:
@@ -148,6 +163,11 @@ def load_hub_splits(name: str, revision: str) -> dict[str, list[dict]]:
     except Exception as err:  # the Hub raises many types; all mean "could not get it"
         raise DataError(f"could not load dataset {name!r} (revision {revision}) from the Hugging Face Hub: {err}. "
                         "Offline? Point data.source at a local folder, e.g. ../shared/data/dialogsum") from None
+    commit = _loaded_commit(ds)
+    if _COMMIT.match(revision) and commit and commit != revision:
+        raise DataError(f"data.revision pins {name} at {revision}, but the copy found (offline, in the datasets "
+                        f"cache) is commit {commit}. Load it once online, or pin {commit} if you reviewed it.")
+    log.info("loaded %s at commit %s (data.revision: %s)", name, commit or "unknown", revision)
     splits = {}
     for split in SPLITS:
         if split not in ds:
