@@ -100,7 +100,10 @@ def main(argv=None) -> int:
     print(BANNER, flush=True)
     make_workspace(ROOT, work, overrides, args.data)
     env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, env=env, check=True)
+    repro = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, env=env)
+    if repro.returncode:
+        print(f"\ndemo: `dvc repro` in {work} failed (exit {repro.returncode}); its message is above.", file=sys.stderr)
+        return 1
     print("\n" + BANNER)
     print("\n".join(summary_lines(work)))
     print(f"\nOutputs are in {work} (data/, models/, metrics/, plots/). {BANNER}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from summarizer.config import load_config
 from summarizer.data import sample_dialogues
-from summarizer.device import resolve_batch_size, select_runtime
+from summarizer.device import resolve_batch_size, select_runtime, set_determinism
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.io import read_jsonl, write_json, write_jsonl
@@ -28,6 +28,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     cfg = load_config(args.params)
     runtime = select_runtime(cfg.device, cfg.precision)
+    set_determinism(cfg.deterministic)
     test = sample_dialogues(read_jsonl(Path(args.data) / "test.jsonl"), cfg.baseline.max_dialogues, cfg.seed)
     dialogues = to_dialogues(test)
     tokenizer = load_tokenizer(args.model)

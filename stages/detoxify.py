@@ -10,7 +10,7 @@ import logging
 import time
 
 from summarizer.config import load_config
-from summarizer.device import select_pinned_runtime
+from summarizer.device import select_pinned_runtime, set_determinism
 from summarizer.io import read_jsonl, write_json
 from summarizer.modeling import count_parameters, load_classifier, load_tokenizer
 from summarizer.ppo import load_policy, make_trainer, run_ppo, save_policy, select_prompts
@@ -36,6 +36,7 @@ def main(argv=None) -> None:
     import torch
 
     runtime = select_pinned_runtime(cfg.device, cfg.precision)
+    set_determinism(cfg.deterministic)
     torch.manual_seed(cfg.seed)
     pc, c = cfg.ppo, cfg.classifier
     prompts = select_prompts(read_jsonl(args.train), cfg.prompt.template, pc.prompt_min_chars, pc.prompt_max_chars,

@@ -8,7 +8,7 @@ import numpy as np
 
 from summarizer.config import load_config
 from summarizer.data import sample_dialogues
-from summarizer.device import resolve_batch_size, select_runtime
+from summarizer.device import resolve_batch_size, select_runtime, set_determinism
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.io import read_jsonl, write_json, write_jsonl
@@ -33,6 +33,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     cfg = load_config(args.params)
     runtime = select_runtime(cfg.device, cfg.precision)
+    set_determinism(cfg.deterministic)
     dialogues = to_dialogues(sample_dialogues(read_jsonl(args.test), cfg.evaluate.max_dialogues, cfg.seed))
     tokenizer = load_tokenizer(args.base_model)
     model = load_summarizer(args.model, args.base_model, device=runtime.device, dtype=runtime.torch_dtype)

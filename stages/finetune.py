@@ -12,7 +12,8 @@ import subprocess
 import sys
 
 from summarizer.config import load_config
-from summarizer.device import check_num_processes, runtime_facts, select_pinned_runtime, select_runtime
+from summarizer.device import (check_num_processes, runtime_facts, select_pinned_runtime, select_runtime,
+                               set_determinism)
 from summarizer.io import write_json
 from summarizer.stage import parser, run_stage
 from summarizer.training import METHODS, TrainRequest, train
@@ -46,6 +47,7 @@ def main(argv=None) -> None:
     # Under accelerate each rank takes the GPU of its LOCAL_RANK (select_runtime); alone, only the chosen GPU.
     runtime = select_runtime(cfg.device, cfg.precision) if launched else select_pinned_runtime(cfg.device,
                                                                                               cfg.precision)
+    set_determinism(cfg.deterministic)
     request = TrainRequest(method=args.method, lr=cfg.method_lr(args.method), hp=cfg.method(args.method),
                            shared=cfg.training, seed=cfg.seed)
     summary = train(request, base_dir=args.base_model, features_dir=args.features, out_dir=args.out,

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from summarizer.device import DeviceError, RuntimeFacts, resolve_device, resolve_precision
@@ -134,3 +136,20 @@ def test_finetune_stage_refuses_more_processes_than_gpus(tmp_path, monkeypatch):
                                                    (8, "cuda:0", 8)])
 def test_resolve_batch_size(value, device, expected):
     assert resolve_batch_size(value, device) == expected
+
+
+def test_determinism_switch_reaches_torch(monkeypatch):
+    import torch
+
+    from summarizer.device import set_determinism
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        set_determinism(True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        set_determinism(False)
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)

@@ -113,8 +113,8 @@ def hub_run(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
     env |= {"HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}  # dvc's `python` is this one
-    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "tokenize", "classifier"], cwd=work, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "tokenize", "classifier"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=600)
     return work, env, proc, {"t5": t5, "decoy": decoy, "roberta": roberta}
 
 

@@ -54,6 +54,134 @@ def test_second_repro_runs_nothing(demo):
     assert "up to date" in proc.stdout, proc.stdout
 
 
+def _run(cmd, cwd, **kwargs):
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env=os.environ | {"HF_HUB_OFFLINE": "1"}, **kwargs)
+    assert proc.returncode == 0, f"{cmd}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "commit.gpgsign=false"]
+
+
+def test_results_shared_through_a_remote(demo, tmp_path):
+    """The README's team workflow: push a run to a (local-folder) remote, clone, `dvc pull`: the clone is up to date
+    and `dvc repro` runs nothing. Everything `dvc pull` needs is in git (dvc.lock, .dvc/config, the cache: false
+    metrics, plots and curves) or in the remote."""
+    work, _, _, _ = demo
+    _run([sys.executable, "-m", "dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], work)
+    _run([*GIT, "add", "-A"], work)
+    _run([*GIT, "commit", "-qm", "a run, with its remote"], work)
+    _run([sys.executable, "-m", "dvc", "push"], work)
+    _run(["git", "clone", "-q", str(work), str(tmp_path / "clone")], tmp_path)
+    clone = tmp_path / "clone"
+    assert not (clone / "models").exists()  # nothing but git so far
+    _run([sys.executable, "-m", "dvc", "pull"], clone)
+    assert "up to date" in _run([sys.executable, "-m", "dvc", "status"], clone)
+    repro = _run([sys.executable, "-m", "dvc", "repro"], clone)
+    assert "Running stage" not in repro, repro
+    for path in ("models/ppo/model.safetensors", "data/predictions/base.jsonl", "data/tokenized/train.jsonl"):
+        assert (clone / path).read_bytes() == (work / path).read_bytes()
+
+
+FIGURES = ("rouge_by_variant", "baseline_heatmap", "loss_curves", "toxicity_before_after", "length_box",
+           "length_scatter", "error_categories")
+
+
+TIMINGS = {"train_runtime_s", "train_samples_per_s"}  # the only fields of metrics/ that may differ between runs
+
+
+def _without_timings(obj):
+    if isinstance(obj, dict):
+        return {k: _without_timings(v) for k, v in obj.items() if k not in TIMINGS}
+    if isinstance(obj, list):
+        return [_without_timings(v) for v in obj]
+    return obj
+
+
+def _metrics_files(work):
+    return {p.relative_to(work).as_posix(): p for p in sorted((work / "metrics").rglob("*")) if p.is_file()}
+
+
+def test_same_inputs_same_numbers(demo, tmp_path):
+    """Two demo runs on one machine: every metrics/ file byte-identical, except the timing fields above. Two runs
+    used to differ in every sampled baseline setting and in the training losses (the tiny T5 tokenizer's vocabulary
+    changed from run to run)."""
+    work, _, _, _ = demo
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts/demo.py"), "--workspace", str(tmp_path / "again")],
+                          capture_output=True, text=True, timeout=1200, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    first, second = _metrics_files(work), _metrics_files(tmp_path / "again")
+    assert first.keys() == second.keys() and len(first) > 15
+    differ = []
+    for name, path in first.items():
+        a, b = path.read_bytes(), second[name].read_bytes()
+        if a != b and (not name.endswith(".json") or
+                       _without_timings(json.loads(a)) != _without_timings(json.loads(b))):
+            differ.append(name)
+    assert differ == []
+    for name in ("data/tokenized/train.jsonl", "models/base/model.safetensors", "data/baseline/predictions.jsonl"):
+        assert (work / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+
+
+def _whole_or_absent(path):
+    """A JSON, JSON Lines or PNG output is either missing or complete (parses to the end)."""
+    if not path.exists():
+        return True
+    data = path.read_bytes()
+    if path.suffix == ".png":
+        return data.startswith(b"\x89PNG") and data.endswith(b"IEND\xaeB`\x82")
+    if path.suffix == ".jsonl":
+        return data.endswith(b"\n") and all(json.loads(line) for line in data.splitlines())
+    return bool(json.loads(data))
+
+
+def _kill_during(work, stage, started, outs):
+    """`dvc repro --force` one stage and SIGKILL it (the whole process group) once ``started(stderr so far)`` is
+    true; then each output must be absent or whole. Returns the outputs' bytes from before."""
+    import signal
+    import threading
+    import time
+
+    before = {o: (work / o).read_bytes() for o in outs}
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force", "--single-item", stage], cwd=work,
+                            env=os.environ | {"HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    stderr = bytearray()
+    def read():
+        for chunk in iter(lambda: proc.stderr.read1(256), b""):
+            stderr.extend(chunk)
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + 300
+    while not started(bytes(stderr)):
+        assert proc.poll() is None, f"{stage} ended before it could be killed: {bytes(stderr)[-2000:]}"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert all(_whole_or_absent(work / o) for o in outs), [o for o in outs if not _whole_or_absent(work / o)]
+    return before
+
+
+def test_killed_stages_leave_whole_or_no_outputs_and_rerun_the_same(demo):
+    """`kill -9` of `evaluate` during generation and of `report` while it writes its figures: each output is absent
+    or whole, and the next `dvc repro` gives byte-identical results."""
+    work, _, _, _ = demo
+    evaluate = ["data/predictions/base.jsonl", "metrics/eval/base.json"]
+    # the progress bar of generation (tqdm, on stderr) has appeared
+    before = _kill_during(work, "evaluate@base", lambda err: b"evaluate base:" in err, evaluate)
+    assert not (work / "data/predictions/base.jsonl").exists()  # killed before the predictions were written
+    report = [f"plots/{name}.png" for name in FIGURES] + ["metrics/README.md", "metrics/errors.json"]
+    first, table = work / f"plots/{FIGURES[0]}.png", work / "metrics/README.md"
+    # killed while the figures are being written: the first is back, the table (written last) is not
+    before |= _kill_during(work, "report", lambda err: first.exists() and not table.exists(), report)
+    assert not table.exists()
+    _run([sys.executable, "-m", "dvc", "repro"], work)
+    assert "up to date" in _run([sys.executable, "-m", "dvc", "status"], work)
+    assert {o: (work / o).read_bytes() for o in before} == before
+
+
 def test_every_variant_is_evaluated_and_compared(demo):
     work, _, _, _ = demo
     for variant in ("base", "full", "lora", "prompt_tuning", "ppo"):
@@ -106,10 +234,6 @@ def test_every_method_trained_its_steps(demo):
     for method in ("full", "lora", "prompt_tuning"):
         assert read_json(work / f"metrics/train/{method}.json")["steps"] == overrides[method]["max_steps"]
         assert (work / f"dvclive/{method}/plots/metrics/loss.tsv").exists()
-
-
-FIGURES = ("rouge_by_variant", "baseline_heatmap", "loss_curves", "toxicity_before_after", "length_box",
-           "length_scatter", "error_categories")
 
 
 def test_report_figures_table_and_errors(demo):

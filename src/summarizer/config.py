@@ -289,6 +289,7 @@ class Config:
     seed: int = checked(_ge(0))
     device: str = checked(_non_empty)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field()
+    deterministic: bool = field()
     lr: float = checked(_gt(0))
     data: DataConfig = field()
     model: ModelConfig = field()

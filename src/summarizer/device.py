@@ -159,3 +159,19 @@ def select_runtime(device: str, precision: str, facts: RuntimeFacts | None = Non
         torch.cuda.set_device(int(resolved.split(":")[1]))
     log.info("device %s, precision %s", runtime.device, runtime.precision)
     return runtime
+
+
+def set_determinism(enabled: bool) -> None:
+    """Ask torch for deterministic algorithms (params ``deterministic``), so seeded runs repeat exactly.
+
+    ``warn_only``: an op without a deterministic implementation warns instead of stopping a long run. On CUDA,
+    cuBLAS needs a fixed workspace for deterministic matrix products (set before its first use) and cuDNN must not
+    pick algorithms by timing. Costs speed on some GPUs; on a CPU it changes nothing measurable.
+    """
+    import torch
+
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    log.info("deterministic algorithms: %s", "on" if enabled else "off")

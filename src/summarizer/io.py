@@ -1,11 +1,14 @@
-"""Atomic file writes (temp file + rename) and JSON Lines, so an interrupted stage never leaves half a file."""
+"""Atomic writes (temp file or folder + rename) and JSON Lines: a stage killed at any moment leaves each output
+either absent or whole, never half written."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +20,54 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
+        # mkstemp creates 0600; the file gets the mode any other write would (0644 under the usual umask), so a
+        # teammate sharing the workspace or the DVC cache can read it.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def partial_dir(path: str | Path) -> Path:
+    """Where a folder output is written before it is renamed into place (a hidden sibling of ``path``)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.partial")
+
+
+def start_partial_dir(path: str | Path) -> Path:
+    """An empty :func:`partial_dir` for ``path`` (one left by a killed run is removed first)."""
+    partial = partial_dir(path)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    return partial
+
+
+def publish_dir(partial: str | Path, path: str | Path) -> None:
+    """Replace ``path`` with the finished ``partial`` folder: between the two calls ``path`` is absent, never
+    half written."""
+    path = Path(path)
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(partial, path)
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Write a folder output (a saved model) into a temporary folder that becomes ``path`` only when complete."""
+    partial = start_partial_dir(path)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    publish_dir(partial, path)
 
 
 def write_json(path: str | Path, obj: Any) -> None:

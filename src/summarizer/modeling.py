@@ -19,7 +19,7 @@ from pathlib import Path
 
 from summarizer.config import TinyRobertaConfig, TinyT5Config
 from summarizer.errors import ModelError
-from summarizer.io import write_json
+from summarizer.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 
@@ -196,14 +196,14 @@ def materialize_classifier(name: str, revision: str, tiny: TinyRobertaConfig, tr
 
 
 def _save(model, tokenizer, name: str, revision: str, source: str, out_dir: str | Path) -> dict:
-    out_dir = Path(out_dir)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
     info = {"name": name, "revision": revision if source == "hub" else None, "source": source,
             "architecture": type(model).__name__, "parameters": count_parameters(model)["total"],
             "vocab_size": len(tokenizer)}
-    # Travels with the model, so that the app can tell a tiny random model (meaningless output) from a real one.
-    write_json(out_dir / MODEL_INFO, info)
+    with atomic_dir(out_dir) as partial:
+        model.save_pretrained(partial, safe_serialization=True)
+        tokenizer.save_pretrained(partial)
+        # Travels with the model, so the app can tell a tiny random model (meaningless output) from a real one.
+        write_json(partial / MODEL_INFO, info)
     log.info("saved %s (%s, %s parameters) to %s", name, source, f"{info['parameters']:,}", out_dir)
     return info
 

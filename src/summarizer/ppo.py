@@ -36,6 +36,7 @@ from trl import AutoModelForSeq2SeqLMWithValueHead, PPOConfig, PPOTrainer
 
 from summarizer.config import PpoConfig
 from summarizer.device import Runtime, resolve_batch_size
+from summarizer.io import atomic_dir
 from summarizer.prompts import build_prompt
 
 log = logging.getLogger(__name__)
@@ -169,5 +170,6 @@ def save_policy(policy: AutoModelForSeq2SeqLMWithValueHead, tokenizer: PreTraine
     """The detoxified summarizer as a whole model (fine-tuned LoRA and PPO adapters merged into the base), with
     its tokenizer: loadable like any saved model. Merging consumes the policy's adapter."""
     model = policy.pretrained_model.merge_and_unload()
-    model.save_pretrained(str(out_dir), safe_serialization=True)
-    tokenizer.save_pretrained(str(out_dir))
+    with atomic_dir(out_dir) as partial:
+        model.save_pretrained(str(partial), safe_serialization=True)
+        tokenizer.save_pretrained(str(partial))

@@ -31,7 +31,7 @@ from transformers.integrations import DVCLiveCallback
 
 from summarizer.config import LoraConfig, MethodConfig, PromptTuningConfig, TrainingConfig
 from summarizer.device import Runtime
-from summarizer.io import atomic_write_text, write_json
+from summarizer.io import atomic_write_text, partial_dir, publish_dir, start_partial_dir, write_json
 from summarizer.modeling import count_parameters, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -230,15 +230,17 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
     else:
         eval_loss = trainer.evaluate()["eval_loss"]  # all ranks: evaluation is a collective
 
-    if is_main and out_dir.exists():
-        shutil.rmtree(out_dir)
+    # Saved into a hidden sibling folder that replaces out_dir once complete: a stage killed while saving leaves
+    # out_dir absent, never half written.
+    partial = start_partial_dir(out_dir) if is_main else partial_dir(out_dir)
     trainer.accelerator.wait_for_everyone()
     # The whole model for `full` (with its tokenizer), only the adapter for PEFT methods. Every rank calls it:
     # sharded (FSDP/DeepSpeed) weights are gathered collectively; only rank 0 writes.
-    trainer.save_model(str(out_dir))
+    trainer.save_model(str(partial))
     if is_main:
         live.end()
-        (out_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle; the metrics JSON records the settings
+        (partial / "training_args.bin").unlink(missing_ok=True)  # a pickle; the metrics JSON records the settings
+        publish_dir(partial, out_dir)
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # a finished stage leaves only its final outputs
     trainer.accelerator.wait_for_everyone()
 
