@@ -2,7 +2,7 @@
 PYTHON ?= python
 DATA ?=
 
-.PHONY: setup test demo app
+.PHONY: setup test demo app exps
 
 setup:  ## install into the current Python environment (torch first: it pins the CPU/CUDA build)
 	$(PYTHON) -m pip install torch==2.13.0
@@ -17,3 +17,11 @@ demo:  ## the pipeline end to end on tiny random models (meaningless scores), in
 
 app:  ## the chatbot on http://127.0.0.1:7860 over the models under models/ (after dvc repro or make demo)
 	$(PYTHON) -m summarizer.app $(if $(MODELS),--models $(MODELS))
+
+# The columns people compare across experiments: learning rates, batch sizes, ROUGE-L and toxicity per variant
+# (plain `dvc exp show` has over 1,600 columns).
+EXP_COLUMNS = ^Experiment$$|^Created$$|^(params\.yaml:)?(lr|(lora|prompt_tuning|ppo)\.lr|(full|lora|prompt_tuning|ppo)\.batch_size)$$|^metrics/eval/[a-z_]+\.json:(per_reference\.rougeL|toxicity\.mean)\.mean$$
+
+exps:  ## experiments side by side, only the columns people compare (ARGS=--csv or --md for a file)
+	dvc exp show --drop '.*' --keep '$(EXP_COLUMNS)' $(ARGS)
+

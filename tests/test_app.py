@@ -23,6 +23,9 @@ if not CHROMIUM.exists() and not os.environ.get("REQUIRE_BROWSER"):
     pytest.skip("Debian's chromium is not installed (CI installs it)", allow_module_level=True)
 
 
+APP_LOG: list[Path] = []  # the running app's log file
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -36,6 +39,7 @@ def app_url(tiny_workspace, tmp_path_factory):
     params = write_params(tmp_path_factory.mktemp("app") / "params.yaml", raw)
     port = _free_port()
     log = open(tmp_path_factory.mktemp("applog") / "app.log", "w")
+    APP_LOG.append(Path(log.name))
     proc = subprocess.Popen([sys.executable, "-m", "summarizer.app", "--params", str(params), "--models",
                              str(tiny_workspace / "models"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
                             env=os.environ | {"GRADIO_ANALYTICS_ENABLED": "False"})
@@ -159,3 +163,22 @@ def test_long_meeting_is_summarized_in_chunks_with_progress(app_url):
     chunks = int(note.split("summarized in ")[1].split(" chunks")[0])
     assert chunks > 1, note
     assert any(desc == f"summarizing {chunks} chunks" and length == chunks for desc, _, length in seen), seen
+
+
+def test_out_of_range_api_value_is_refused_with_one_log_line(app_url):
+    """Each refused out-of-range value used to print a full traceback to the server log."""
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
+    start = APP_LOG[0].stat().st_size
+    for _ in range(3):
+        with pytest.raises(Exception, match="greater than maximum value 256"):
+            client.predict(DIALOGUE, "base", 100000, False, 1.0, 1, [], api_name="/summarize")
+    time.sleep(0.5)
+    with open(APP_LOG[0]) as fh:
+        fh.seek(start)
+        logged = fh.read()
+    assert "Traceback" not in logged, logged
+    refusals = [line for line in logged.splitlines() if "refused a request" in line]
+    assert len(refusals) == 3 and "Max new tokens: Value 100000 is greater than maximum value 256." in refusals[0]
+

@@ -58,6 +58,11 @@ BAD = [
     ("seed", "abc", "seed must be an integer, got 'abc'"),
     ("seed", 1.5, "seed must be an integer"),
     ("typo_key", 1, "unknown key typo_key"),
+    ("trainng", {}, "unknown key trainng (did you mean training? known keys in the top level:"),
+    ("device", "gpu", "device must be one of auto, cpu, cuda, cuda:N, mps, got 'gpu'"),
+    ("data.source", "./no/such/folder", "data.source must be an existing folder or a Hub dataset id like owner/name"),
+    ("lora.r", 0, "lora.r must be > 0, got 0"),
+    ("ppo.mini_batch_size", 3, "ppo.mini_batch_size must divide ppo.batch_size"),
     ("data.sorce", "x", "unknown key data.sorce"),
     ("data.source", _DELETE, "missing key data.source"),
     ("data.max_train_samples", 0, "data.max_train_samples must be > 0, got 0"),
@@ -99,7 +104,7 @@ NO_GPU = RuntimeFacts(cuda_count=0, cuda_bf16=(), mps_available=False)
 @pytest.mark.parametrize("device,message", [
     ("cuda", "device must exist on this machine, got 'cuda' (no CUDA GPU visible)"),
     ("cuda:3", "got 'cuda:3'"),
-    ("tpu", "device must be one of auto, cpu, cuda, cuda:N, mps; got 'tpu'"),
+    ("tpu", "device must be one of auto, cpu, cuda, cuda:N, mps, got 'tpu'"),
     ("mps", "got 'mps'"),
 ])
 def test_missing_device_fails_at_load(params, monkeypatch, device, message):

@@ -12,6 +12,8 @@ import argparse
 import logging
 import re
 
+import gradio as gr
+
 from summarizer.config import Config, load_config
 from summarizer.device import select_runtime
 from summarizer.service import EXAMPLE_DIALOGUE, VARIANTS, InputError, Options, Summarizer, user_message
@@ -55,9 +57,24 @@ def summarize_request(service: Summarizer, cfg: Config, dialogue: str, variant: 
     return result.summary, f"{result.toxicity:.4f}", f"{result.latency_s:.2f} s", literal_markdown(note), history
 
 
-def build_app(service: Summarizer, cfg: Config):
-    import gradio as gr
+def refuse_quietly(slider: gr.Slider) -> gr.Slider:
+    """Refuse an out-of-range value sent to the API with one log line instead of a traceback per request (the
+    caller still gets the message). The instance's ``preprocess`` is wrapped: a subclass of a Gradio component
+    would make Gradio write a ``.pyi`` stub next to this file (component_meta.py, ``create_or_modify_pyi``)."""
+    check = slider.preprocess
 
+    def preprocess(payload):
+        try:
+            return check(payload)
+        except gr.Error as err:
+            log.warning("refused a request: %s: %s", slider.label, err.message)
+            raise gr.Error(err.message, print_exception=False) from None
+
+    slider.preprocess = preprocess
+    return slider
+
+
+def build_app(service: Summarizer, cfg: Config):
     available = service.available()
     with gr.Blocks(title="Dialogue summarizer") as demo:
         gr.Markdown("# Dialogue summarizer\nPaste a dialogue (one `Speaker: text` turn per line), pick a model, "
@@ -71,10 +88,12 @@ def build_app(service: Summarizer, cfg: Config):
                                           value=(available or ["base"])[0], label="Model", elem_id="variant")
                     button = gr.Button("Summarize", variant="primary", elem_id="summarize")
                 with gr.Accordion("Generation settings", open=False):
-                    max_new = gr.Slider(8, 256, value=cfg.generation.max_new_tokens, step=8, label="Max new tokens")
+                    max_new = refuse_quietly(gr.Slider(8, 256, value=cfg.generation.max_new_tokens, step=8,
+                                                       label="Max new tokens"))
                     sample = gr.Checkbox(value=False, label="Sample (instead of greedy decoding)")
-                    temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.1, label="Temperature (when sampling)")
-                    beams = gr.Slider(1, 8, value=1, step=1, label="Beams")
+                    temperature = refuse_quietly(gr.Slider(0.1, 2.0, value=1.0, step=0.1,
+                                                           label="Temperature (when sampling)"))
+                    beams = refuse_quietly(gr.Slider(1, 8, value=1, step=1, label="Beams"))
             with gr.Column(scale=2):
                 summary = gr.Textbox(label="Summary (AI-generated)", lines=5, elem_id="summary",
                                      elem_classes=["ai-label"])

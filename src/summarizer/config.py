@@ -9,6 +9,7 @@ value, e.g. ``params.yaml: lr must be > 0, got -1.0``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import string
 import types
@@ -49,6 +50,23 @@ _NEW_TOKENS = _length(1024, "summaries are short: DialogSum's longest reference 
 _CLASSIFIER_TOKENS = _length(512, "RoBERTa classifiers read at most 512 tokens")
 
 
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _device_name(v: str) -> str | None:
+    # Only the spelling: whether this machine has that device is checked where the device is used.
+    return None if _DEVICE.match(v) else "be one of auto, cpu, cuda, cuda:N, mps"
+
+
+def is_hub_id(source: str) -> bool:
+    """``owner/name`` as the Hub spells repository ids (a path such as ``./x/y`` or ``/data/x`` is not one)."""
+    return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", source) is not None
+
+
+def _data_source(v: str) -> str | None:
+    return None if Path(v).is_dir() or is_hub_id(v) else "be an existing folder or a Hub dataset id like owner/name"
+
+
 def _positive_or_auto(v: Any) -> str | None:
     return None if v == "auto" or (isinstance(v, int) and v > 0) else "be a positive integer or auto"
 
@@ -87,7 +105,7 @@ def checked(*checks: Check, **kwargs: Any) -> Any:
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = checked(_non_empty)
+    source: str = checked(_non_empty, _data_source)
     revision: str = checked(_non_empty)
     max_train_samples: int | None = checked(_gt(0))
     max_validation_samples: int | None = checked(_gt(0))
@@ -287,7 +305,7 @@ class AppConfig:
 @dataclass(frozen=True)
 class Config:
     seed: int = checked(_ge(0))
-    device: str = checked(_non_empty)
+    device: str = checked(_non_empty, _device_name)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field()
     deterministic: bool = field()
     lr: float = checked(_gt(0))
@@ -405,7 +423,9 @@ def _build(cls: type, mapping: Any, prefix: str) -> Any:
     unknown = sorted(set(mapping) - set(fields))
     if unknown:
         key = f"{prefix}.{unknown[0]}" if prefix else str(unknown[0])
-        raise ConfigError(f"params.yaml: unknown key {key} (known keys in {where}: {', '.join(fields)})")
+        close = difflib.get_close_matches(str(unknown[0]), list(fields), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(f"params.yaml: unknown key {key} ({hint}known keys in {where}: {', '.join(fields)})")
     values = {}
     for name, f in fields.items():
         key = f"{prefix}.{name}" if prefix else name

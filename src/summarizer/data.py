@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from summarizer.config import is_hub_id
 from summarizer.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ def load_splits(source: str, revision: str) -> dict[str, list[dict]]:
     path = Path(source)
     if path.is_dir():
         return load_local_splits(path)
-    if source.startswith((".", "/", "~")) or source.count("/") != 1:
+    if not is_hub_id(source):
         raise DataError(f"data.source {source!r} is neither an existing folder nor a Hub id like owner/name")
     return load_hub_splits(source, revision)
 
