@@ -80,3 +80,37 @@ def test_long_dialogue_is_summarized_in_chunks_of_whole_turns(service, monkeypat
     assert all(service._fits(chunk) for chunk in first_pass)
     assert len(seen) == 2 and len(seen[1]) == 1  # then one pass over the chunk summaries
     assert result.summary
+
+
+class _EmptyService:
+    """A service whose model says nothing, as the tiny random models often do."""
+
+    def summarize(self, text, variant, options, max_chars, progress=False):
+        from summarizer.service import Summary
+
+        return Summary(variant, "", 0.5, 0.01, 1, 0)
+
+    def is_tiny_random(self):
+        return True
+
+
+def test_empty_summary_is_said_on_the_page(params):
+    from summarizer.app import summarize_request
+    from summarizer.config import parse_config
+
+    cfg = parse_config(params, check_device=False)
+    summary, _, _, note, history = summarize_request(_EmptyService(), cfg, EXAMPLE_DIALOGUE, "base", 32, False, 1.0,
+                                                     1, [])
+    assert summary == "" and note == "The model returned an empty summary\\."  # Markdown-escaped, shown literally
+
+
+def test_empty_summary_is_said_by_the_cli(params, tmp_path, monkeypatch, capsys):
+    from conftest import write_params
+    from summarizer import cli
+
+    monkeypatch.setattr(cli, "Summarizer", lambda *a, **k: _EmptyService())
+    path = tmp_path / "d.txt"
+    path.write_text(EXAMPLE_DIALOGUE)
+    assert cli.main(["summarize", "--params", str(write_params(tmp_path / "p.yaml", params)), str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "note: the model returned an empty summary." in err and "tiny random ones" in err

@@ -47,6 +47,8 @@ def summarize_request(service: Summarizer, cfg: Config, dialogue: str, variant: 
         return "", "", "", f"⚠️ {literal_markdown(user_message(err))}", history
     note = (f"The dialogue was too long for one pass: it was summarized in {result.chunks} chunks of whole turns, "
             "then the chunk summaries were summarized." if result.chunked else "")
+    if not result.summary:
+        note = f"The model returned an empty summary. {note}".strip()
     if result.cut_turns:
         note += f" {result.cut_turns} single turn(s) exceeded the model's input and were cut."
     first_line = dialogue.strip().splitlines()[0]
