@@ -2,14 +2,20 @@
 PYTHON ?= python
 DATA ?=
 
-.PHONY: setup test demo app exps
+.PHONY: setup lint test test-all demo app exps
 
 setup:  ## install into the current Python environment (torch first: it pins the CPU/CUDA build)
 	$(PYTHON) -m pip install torch==2.13.0
 	$(PYTHON) -m pip install -r requirements.txt
 	$(PYTHON) -m pip install -e . --no-deps
 
-test:  ## the whole test suite, offline
+lint:  ## ruff, with the rules in pyproject.toml (CI runs it)
+	$(PYTHON) -m ruff check src stages tests scripts benchmarks
+
+test:  ## the fast tests (not marked slow), offline
+	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -m "not slow"
+
+test-all:  ## every test, as CI runs them: the pipeline end to end, the browser, the Hub path
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest
 
 demo:  ## the pipeline end to end on tiny random models (meaningless scores), in .demo/

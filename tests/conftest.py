@@ -4,43 +4,20 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import pytest
-import yaml
+import pytest  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-DIALOGSUM = SHARED / "dialogsum"
-LAB2_CSV = SHARED / "lab2-outputs" / "dialogue-summary-training-results.csv"
-SAMPLE = ROOT / "sample_data" / "dialogsum-mini"
-sys.path.insert(0, str(ROOT))  # `import stages.x` and `import scripts.x`
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from demo import deep_merge  # noqa: E402
-
-
-def tiny_params() -> dict:
-    """params.yaml with the demo's overrides: tiny random models, the shipped sample data, CPU."""
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw = deep_merge(raw, yaml.safe_load((ROOT / "demo" / "params-overrides.yaml").read_text()))
-    raw["data"]["source"] = str(SAMPLE)
-    return raw
+from helpers import tiny_params, write_params  # noqa: E402
 
 
 @pytest.fixture
 def params() -> dict:
     return copy.deepcopy(tiny_params())
-
-
-def write_params(path: Path, raw: dict) -> Path:
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_params, write_params
+from helpers import tiny_params, write_params
+
+pytestmark = pytest.mark.slow  # a browser and a running app
 
 CHROMIUM = Path("/usr/bin/chromium")
 DIALOGUE = ("#Person1#: Good morning, I'd like to order a cake for Saturday.\n"
@@ -51,7 +53,7 @@ def app_url(tiny_workspace, tmp_path_factory):
                 break
             except OSError:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"the app exited: {Path(log.name).read_text()[-2000:]}")
+                    raise RuntimeError(f"the app exited: {Path(log.name).read_text()[-2000:]}") from None
                 time.sleep(0.5)
         else:
             raise RuntimeError("the app did not start within 60 s")
@@ -139,7 +141,7 @@ def test_twenty_concurrent_api_requests(app_url):
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(call, range(20)))
     assert len(results) == 20
-    for summary, toxicity, latency, note, history in results:
+    for _summary, toxicity, latency, note, history in results:
         assert not note.startswith("⚠️"), note
         assert latency.endswith(" s") and 0 <= float(toxicity) <= 1
         assert history[-1]["role"] == "assistant"

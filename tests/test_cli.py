@@ -6,8 +6,10 @@ import sys
 
 import pytest
 
-from conftest import tiny_params, write_params
+from helpers import tiny_params, write_params
 from summarizer.service import EXAMPLE_DIALOGUE
+
+pytestmark = pytest.mark.slow  # each test starts the CLI in a subprocess
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +112,7 @@ def test_one_hour_meeting_is_accepted_with_the_default_cap():
     from summarizer.config import load_config
     from summarizer.service import check_dialogue
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     cap = load_config(ROOT / "params.yaml", check_device=False).app.max_input_chars
     assert check_dialogue(meeting(9000), cap)

@@ -1,9 +1,10 @@
+import dataclasses
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT, write_params
+from helpers import ROOT, write_params
 from summarizer.config import ConfigError, load_config, parse_config
 from summarizer.device import RuntimeFacts
 
@@ -24,8 +25,8 @@ def test_project_params_load(tmp_path):
     assert (cfg.full.optimizer, cfg.lora.optimizer, cfg.prompt_tuning.optimizer) == ("adamw_torch", "adamw_torch",
                                                                                       "adafactor")
     assert cfg.generation.batch_size == "auto" and cfg.ppo.generation_batch_size == "auto"
-    with pytest.raises(Exception):
-        cfg.lr = 2.0  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 2.0
 
 
 def test_bare_exponent_is_coerced(params):

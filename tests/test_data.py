@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from conftest import DIALOGSUM, SAMPLE
+from helpers import DIALOGSUM, SAMPLE
 from summarizer.data import (DataError, data_stats, dialogue_id, group_references, load_local_splits, load_splits,
                              sample_dialogues)
 

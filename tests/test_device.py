@@ -70,7 +70,7 @@ def test_pin_visible_gpu(requested, env, updates, device):
 
 def test_finetune_stage_hands_training_one_gpu(tiny_workspace, tmp_path, monkeypatch):
     """The environment and device the training function gets for `device: cuda:1` (faked: no GPU here)."""
-    from conftest import tiny_params, write_params
+    from helpers import tiny_params, write_params
     from stages import finetune
     from summarizer.device import Runtime
 
@@ -115,11 +115,12 @@ def test_check_num_processes(procs, device, facts, ok):
             check_num_processes(procs, device, facts)
 
 
+@pytest.mark.slow  # a stage in a subprocess
 def test_finetune_stage_refuses_more_processes_than_gpus(tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    from conftest import ROOT, tiny_params, write_params
+    from helpers import ROOT, tiny_params, write_params
 
     raw = tiny_params()
     raw["device"], raw["training"]["num_processes"] = "cuda", 4

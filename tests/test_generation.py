@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 from summarizer.config import load_config
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.io import read_jsonl

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from conftest import tiny_params
+from helpers import tiny_params
 from summarizer.config import parse_config
 
 pytestmark = [pytest.mark.gpu,

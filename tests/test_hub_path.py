@@ -25,11 +25,13 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import ROOT, SAMPLE
+from helpers import ROOT, SAMPLE
 from demo import make_workspace
 from summarizer.config import TinyRobertaConfig, TinyT5Config
 from summarizer.data import load_local_splits
 from summarizer.modeling import build_tiny_roberta, build_tiny_t5, train_roberta_tokenizer, train_t5_tokenizer
+
+pytestmark = pytest.mark.slow  # dvc repro over a seeded Hugging Face cache
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 DATA_COMMIT = "c" * 40

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import SAMPLE
+from helpers import SAMPLE
 from summarizer.data import load_local_splits
 from summarizer.modeling import train_roberta_tokenizer, train_t5_tokenizer
 

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from helpers import ROOT
 from summarizer.io import read_json
+
+pytestmark = pytest.mark.slow  # the demo pipeline through dvc repro, several minutes
 
 
 def _digest(path):

@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from conftest import tiny_params
+from helpers import tiny_params
 from summarizer.config import parse_config
 from summarizer.device import Runtime
 from summarizer.io import read_jsonl
@@ -157,6 +157,7 @@ def test_trl_log_probs_equal_the_samplers(base, sft_adapter, prompts):
     assert compared >= 4 * 5
 
 
+@pytest.mark.slow  # many PPO steps
 def test_ppo_learns_a_synthetic_reward(base, sft_adapter, prompts):
     """A reward with a clear signal (the share of response tokens from the lower half of the vocabulary) rises
     over a few dozen seeded PPO steps, while the KL stays finite."""

@@ -1,5 +1,5 @@
 
-from conftest import ROOT
+from helpers import ROOT
 from summarizer.config import load_config
 from summarizer.prompts import build_few_shot_prompt, build_prompt, fit_few_shot_prompt
 

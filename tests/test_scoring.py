@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DIALOGSUM, LAB2_CSV
+from helpers import DIALOGSUM, LAB2_CSV
 from summarizer.data import dialogue_id, load_local_splits
 from summarizer.scoring import (bootstrap_ci, compare_systems, paired_bootstrap, rouge_f1, score_bleu,
                                 score_dialogues, split_sentences)
@@ -90,6 +90,7 @@ PUBLISHED = {
 }
 
 
+@pytest.mark.slow  # the published outputs on the whole test split
 @pytest.mark.skipif(not LAB2_CSV.exists() or not DIALOGSUM.is_dir(), reason="../shared/data is not available")
 @pytest.mark.parametrize("column", list(PUBLISHED))
 def test_parity_with_published_scores(column):

@@ -3,7 +3,7 @@
 
 import pytest
 
-from conftest import tiny_params
+from helpers import tiny_params
 from summarizer.config import parse_config
 from summarizer.service import (EXAMPLE_DIALOGUE, InputError, Options, Summarizer, check_dialogue, chunk_turns,
                                 split_turns)
@@ -105,7 +105,7 @@ def test_empty_summary_is_said_on_the_page(params):
 
 
 def test_empty_summary_is_said_by_the_cli(params, tmp_path, monkeypatch, capsys):
-    from conftest import write_params
+    from helpers import write_params
     from summarizer import cli
 
     monkeypatch.setattr(cli, "Summarizer", lambda *a, **k: _EmptyService())

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 import json
 
-from conftest import write_params, tiny_params
+from helpers import write_params, tiny_params
 from stages import prepare_data, tokenize_data
 from summarizer.io import read_json, read_jsonl
 
@@ -80,7 +80,7 @@ def test_baseline_stage(tiny_workspace, tmp_path):
                    "--metrics", str(tmp_path / "baseline.json")])
     metrics = read_json(tmp_path / "baseline.json")
     assert list(metrics) == ["none", "zero_shot", "zero_shot_flan", "one_shot", "few_shot"]
-    for strategy, block in metrics.items():
+    for block in metrics.values():
         assert set(block) == {"prompts", "greedy", "sample_t05"}
         assert block["prompts"]["dialogues"] == 3
         for setting in ("greedy", "sample_t05"):

@@ -1,4 +1,4 @@
-from conftest import ROOT
+from helpers import ROOT
 from summarizer.config import load_config
 from summarizer.io import read_jsonl
 from summarizer.modeling import load_tokenizer

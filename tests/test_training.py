@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from conftest import ROOT, tiny_params, write_params
+from helpers import ROOT, tiny_params, write_params
 from summarizer.config import parse_config
 from summarizer.device import Runtime
 from summarizer.io import read_json, read_jsonl, write_jsonl
@@ -139,7 +139,7 @@ def test_prompt_tuning_changes_generation(tiny_workspace, tmp_path):
 
 
 def test_finetune_stage_writes_metrics(tiny_workspace, tmp_path):
-    from conftest import write_params
+    from helpers import write_params
     from stages import finetune
 
     raw = tiny_params()
@@ -194,6 +194,7 @@ def test_logged_loss_equals_the_loss_computed_directly(constant_task, tmp_path, 
     assert summary["train_loss_mean"] == pytest.approx(direct, rel=0.01)
 
 
+@pytest.mark.slow  # two gloo processes, about 25 s
 def test_two_processes_log_what_one_does(constant_task, tmp_path):
     """Two data-parallel CPU processes (gloo) through the stage's own relaunch: the loss is not multiplied by the
     number of processes, and rank 0 alone writes the curves and the metrics."""

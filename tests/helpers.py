@@ -1,0 +1,31 @@
+"""What tests share besides fixtures: the project's paths and its params with the demo's tiny-model overrides.
+
+Tests import it as ``helpers`` (pyproject's pytest ``pythonpath`` puts tests/, scripts/ and the root on sys.path).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from demo import deep_merge
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+DIALOGSUM = SHARED / "dialogsum"
+LAB2_CSV = SHARED / "lab2-outputs" / "dialogue-summary-training-results.csv"
+SAMPLE = ROOT / "sample_data" / "dialogsum-mini"
+
+
+def tiny_params() -> dict:
+    """params.yaml with the demo's overrides: tiny random models, the shipped sample data, CPU."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = deep_merge(raw, yaml.safe_load((ROOT / "demo" / "params-overrides.yaml").read_text()))
+    raw["data"]["source"] = str(SAMPLE)
+    return raw
+
+
+def write_params(path: Path, raw: dict) -> Path:
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path

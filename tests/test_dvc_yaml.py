@@ -1,0 +1,59 @@
+"""dvc.yaml's deps guard the reruns: each stage lists exactly the library modules its script uses."""
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import ROOT
+
+LIBRARY = ROOT / "src" / "summarizer"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """summarizer modules ``path`` imports anywhere (top level or inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("summarizer"):
+            parts = node.module.split(".")
+            if len(parts) == 1:  # from summarizer import x
+                found |= {alias.name for alias in node.names if (LIBRARY / f"{alias.name}.py").exists()}
+            else:
+                found.add(parts[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("summarizer.")}
+    return found
+
+
+def _closure(script: Path) -> set[str]:
+    """Every library module the script uses, directly or through other library modules."""
+    seen: set[str] = set()
+    todo = list(_imported_modules(script))
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(_imported_modules(LIBRARY / f"{module}.py"))
+    return seen
+
+
+def _stages():
+    doc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    for name, stage in doc["stages"].items():
+        stage = stage.get("do", stage)  # foreach stages keep their body under `do`
+        yield name, stage
+
+
+@pytest.mark.parametrize("name,stage", list(_stages()), ids=[n for n, _ in _stages()])
+def test_stage_deps_are_the_modules_its_script_imports(name, stage):
+    scripts = [d for d in stage["deps"] if str(d).startswith("stages/")]
+    assert len(scripts) == 1, f"{name}: one stage script among its deps"
+    listed = {Path(d).stem for d in stage["deps"] if str(d).startswith("src/summarizer/")}
+    used = _closure(ROOT / scripts[0])
+    assert listed == used, f"{name}: missing {sorted(used - listed)}, not used {sorted(listed - used)}"
+
+
+def test_every_stage_is_checked():
+    assert {n for n, _ in _stages()} >= {"check_params", "prepare_data", "base_model", "classifier", "tokenize",
+                                           "baseline", "finetune", "detoxify", "evaluate", "compare", "report"}
