@@ -5,6 +5,8 @@ Tests import it as ``helpers`` (pyproject's pytest ``pythonpath`` puts tests/, s
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -29,3 +31,10 @@ def tiny_params() -> dict:
 def write_params(path: Path, raw: dict) -> Path:
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def with_this_python(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with this interpreter's folder first on PATH, so that `python` in dvc.yaml's commands, `dvc` and
+    `make` run in the environment the tests run in (an unactivated venv included)."""
+    return env | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
+

@@ -25,7 +25,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from helpers import ROOT, SAMPLE
+from helpers import ROOT, SAMPLE, with_this_python
 from demo import make_workspace
 from summarizer.config import TinyRobertaConfig, TinyT5Config
 from summarizer.data import load_local_splits
@@ -113,8 +113,8 @@ def hub_run(tmp_path_factory):
     make_workspace(ROOT, work, overrides=[], data=None)  # params.yaml exactly as shipped
     assert yaml.safe_load((work / "params.yaml").read_text()) == PARAMS
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
-    env |= {"HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}  # dvc's `python` is this one
+    env = with_this_python(env | {"HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                                  "TRANSFORMERS_OFFLINE": "1"})
     proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "tokenize", "classifier"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=600)
     return work, env, proc, {"t5": t5, "decoy": decoy, "roberta": roberta}

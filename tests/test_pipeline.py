@@ -6,12 +6,11 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import ROOT
+from helpers import ROOT, with_this_python
 from summarizer.io import read_json
 
 pytestmark = pytest.mark.slow  # the demo pipeline through dvc repro, several minutes
@@ -21,13 +20,25 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
+def _run_demo(work):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts/demo.py"), "--workspace", str(work)],
+                          capture_output=True, text=True, timeout=1200, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _run(cmd, cwd, **kwargs):
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env=with_this_python(os.environ | {"HF_HUB_OFFLINE": "1"}), **kwargs)
+    assert proc.returncode == 0, f"{cmd}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo") / "ws"
     before = {name: _digest(ROOT / name) for name in ("params.yaml", "dvc.lock")}
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts/demo.py"), "--workspace", str(work)],
-                          capture_output=True, text=True, timeout=1200, env=os.environ | {"HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = _run_demo(work)
     after = {name: _digest(ROOT / name) for name in ("params.yaml", "dvc.lock")}
     return work, proc, before, after
 
@@ -52,17 +63,8 @@ def test_demo_runs_every_stage(demo):
 
 def test_second_repro_runs_nothing(demo):
     work, _, _, _ = demo
-    proc = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=work, capture_output=True, text=True,
-                          env=os.environ | {"HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 0
-    assert "up to date" in proc.stdout, proc.stdout
-
-
-def _run(cmd, cwd, **kwargs):
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env=os.environ | {"HF_HUB_OFFLINE": "1"}, **kwargs)
-    assert proc.returncode == 0, f"{cmd}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
-    return proc.stdout
+    status = _run([sys.executable, "-m", "dvc", "status"], work)
+    assert "up to date" in status, status
 
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "commit.gpgsign=false"]
@@ -126,9 +128,7 @@ def test_same_inputs_same_numbers(demo, tmp_path):
     used to differ in every sampled baseline setting and in the training losses (the tiny T5 tokenizer's vocabulary
     changed from run to run)."""
     work, _, _, _ = demo
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts/demo.py"), "--workspace", str(tmp_path / "again")],
-                          capture_output=True, text=True, timeout=1200, env=os.environ | {"HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _run_demo(tmp_path / "again")
     first, second = _metrics_files(work), _metrics_files(tmp_path / "again")
     assert first.keys() == second.keys() and len(first) > 15
     differ = []
@@ -297,16 +297,14 @@ def test_ppo_before_after(demo):
 
 def test_ppo_params_rerun_only_the_detox_chain(demo):
     work, _, _, _ = demo
-    proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=work, capture_output=True,
-                          text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
-    assert proc.stdout.strip() in ("{}", ""), proc.stdout
+    status = _run([sys.executable, "-m", "dvc", "status", "--json"], work)
+    assert status.strip() in ("{}", ""), status
     params = (work / "params.yaml").read_text()
     (work / "params.yaml").write_text(_set_ppo_lr(params))
     try:
-        proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=work, capture_output=True,
-                              text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+        status = _run([sys.executable, "-m", "dvc", "status", "--json"], work)
         # evaluate@ppo and compare follow from detoxify's output; check_params reads the whole file
-        assert set(json.loads(proc.stdout)) == {"check_params", "detoxify"}
+        assert set(json.loads(status)) == {"check_params", "detoxify"}
     finally:
         (work / "params.yaml").write_text(params)
 
@@ -357,11 +355,7 @@ def test_lr_sweep_reruns_only_the_full_chain(demo):
 def test_exps_shows_the_columns_people_compare(demo):
     """`dvc exp show` had 1,610 columns (69-92 with --only-changed) and no ROUGE in view; `make exps` keeps 20."""
     work, _, _, _ = demo
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(["make", "-s", "exps", "ARGS=--csv"], cwd=work, capture_output=True, text=True, env=env,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    header, *rows = proc.stdout.splitlines()
+    header, *rows = _run(["make", "-s", "exps", "ARGS=--csv"], work).splitlines()
     variants = ("base", "full", "lora", "prompt_tuning", "ppo")
     assert header.split(",") == [
         "Experiment", "Created",
