@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from summarizer.config import load_config
+from summarizer.config import load_params
 from summarizer.evaluation import to_dialogues
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.data import load_local_splits
@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = load_config(ROOT / "params.yaml", check_device=False)
+    cfg = load_params(ROOT / "params.yaml")
     splits = load_local_splits(args.data)
     train = splits["train"][:2000]
     tokenizer = train_t5_tokenizer([r["dialogue"] for r in train], 8000, cfg.prompt.max_source_tokens)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from summarizer.config import load_config
+from summarizer.config import load_params
 from summarizer.data import load_local_splits
 from summarizer.device import Runtime
 from summarizer.modeling import train_t5_tokenizer
@@ -84,7 +84,7 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=8)
     args = p.parse_args(argv)
-    cfg = load_config(ROOT / "params.yaml", check_device=False)
+    cfg = load_params(ROOT / "params.yaml")
     rows = load_local_splits(args.data)["train"][: args.sample]
     tokenizer = train_t5_tokenizer([r["dialogue"] for r in rows], 8000, 512)
     factory = lambda: flan_t5_small_random(tokenizer)  # noqa: E731  (fresh, identically seeded weights)

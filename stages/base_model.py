@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from summarizer.config import load_config
+from summarizer.config import load_params
+from summarizer.data import tokenizer_texts
 from summarizer.io import read_jsonl, write_json
 from summarizer.modeling import materialize_summarizer
 from summarizer.stage import parser, run_stage
@@ -10,13 +11,12 @@ from summarizer.stage import parser, run_stage
 
 def main(argv=None) -> None:
     p = parser(__doc__)
-    p.add_argument("--train", default="data/prepared/train.jsonl", help="text for the tiny model's tokenizer")
-    p.add_argument("--out", default="models/base")
-    p.add_argument("--metrics", default="metrics/models/base.json")
+    p.add_argument("--train", required=True, help="text for the tiny model's tokenizer")
+    p.add_argument("--out", required=True, help="the saved model and tokenizer")
+    p.add_argument("--metrics", required=True)
     args = p.parse_args(argv)
-    cfg = load_config(args.params)
-    rows = read_jsonl(args.train)
-    texts = [r["dialogue"] for r in rows] + [r["summary"] for r in rows]
+    cfg = load_params(args.params)
+    texts = tokenizer_texts(read_jsonl(args.train))
     info = materialize_summarizer(cfg.model.name, cfg.model.revision, cfg.model.tiny, texts,
                                   cfg.prompt.max_source_tokens, cfg.seed, args.out)
     write_json(args.metrics, info)

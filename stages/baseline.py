@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from summarizer.config import load_config
+from summarizer.config import load_params
 from summarizer.data import sample_dialogues
-from summarizer.device import resolve_batch_size, select_runtime, set_determinism
+from summarizer.device import resolve_batch_size, select_runtime
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.io import read_jsonl, write_json, write_jsonl
@@ -21,20 +21,19 @@ log = logging.getLogger("summarizer.baseline")
 
 def main(argv=None) -> None:
     p = parser(__doc__)
-    p.add_argument("--data", default="data/prepared", help="folder with train.jsonl (examples) and test.jsonl")
-    p.add_argument("--model", default="models/base")
-    p.add_argument("--out", default="data/baseline/predictions.jsonl")
-    p.add_argument("--metrics", default="metrics/baseline.json")
+    p.add_argument("--data", required=True, help="folder with train.jsonl (examples) and test.jsonl")
+    p.add_argument("--model", required=True, help="the base model")
+    p.add_argument("--out", required=True, help="per-dialogue predictions of every strategy and setting (.jsonl)")
+    p.add_argument("--metrics", required=True)
     args = p.parse_args(argv)
-    cfg = load_config(args.params)
-    runtime = select_runtime(cfg.device, cfg.precision)
-    set_determinism(cfg.deterministic)
+    cfg = load_params(args.params)
+    runtime = select_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
     test = sample_dialogues(read_jsonl(Path(args.data) / "test.jsonl"), cfg.baseline.max_dialogues, cfg.seed)
     dialogues = to_dialogues(test)
     tokenizer = load_tokenizer(args.model)
     model = load_summarizer(args.model, device=runtime.device, dtype=runtime.torch_dtype)
     count_tokens = token_counter(tokenizer)
-    sc, pc = cfg.scoring, cfg.prompt
+    pc = cfg.prompt
     pool = [(r["dialogue"], r["summary"]) for r in read_jsonl(Path(args.data) / "train.jsonl")]
     if {"one_shot", "few_shot"} & set(cfg.baseline.strategies):
         pool = ExamplePool(pool, pc.flan_template, count_tokens)  # measured once for one- and few-shot
@@ -53,8 +52,7 @@ def main(argv=None) -> None:
             preds = generate_batched(model, tokenizer, prompts, gen, batch_size=batch_size,
                                      max_source_tokens=pc.max_source_tokens, seed=cfg.seed,
                                      desc=f"{strategy}/{setting.name}")
-            metrics[strategy][setting.name], scores = evaluate_system(
-                dialogues, preds, resamples=sc.bootstrap_resamples, confidence=sc.confidence, seed=cfg.seed)
+            metrics[strategy][setting.name], scores = evaluate_system(dialogues, preds, **cfg.bootstrap)
             new = prediction_records(dialogues, preds, scores, strategy=strategy, setting=setting.name)
             for record, n in zip(new, examples_used or ()):
                 record["examples_used"] = n

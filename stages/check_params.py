@@ -9,7 +9,7 @@ changed.
 
 from __future__ import annotations
 
-from summarizer.config import load_config
+from summarizer.config import load_params
 from summarizer.io import atomic_write_text
 from summarizer.stage import parser, run_stage
 
@@ -21,7 +21,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="a file written when the params are valid (constant content)")
     args = p.parse_args(argv)
     # Values only: whether this machine has the GPU named by `device` is checked by the stages that use it.
-    load_config(args.params, check_device=False)
+    load_params(args.params)
     atomic_write_text(args.out, CHECKED)
 
 

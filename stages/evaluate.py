@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
-from summarizer.config import load_config
+from summarizer.config import load_params
 from summarizer.data import sample_dialogues
-from summarizer.device import resolve_batch_size, select_runtime, set_determinism
-from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues
+from summarizer.device import resolve_batch_size, select_runtime
+from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues, toxicity_summary
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.io import read_jsonl, write_json, write_jsonl
-from summarizer.modeling import load_classifier, load_summarizer, load_tokenizer
-from summarizer.scoring import bootstrap_ci
+from summarizer.modeling import load_summarizer, load_tokenizer
 from summarizer.stage import parser, run_stage
 from summarizer.tokenization import fitted_prompts
-from summarizer.toxicity import ToxicityScorer
+from summarizer.toxicity import load_toxicity_scorer
 
 log = logging.getLogger("summarizer.evaluate")
 
@@ -25,15 +22,14 @@ def main(argv=None) -> None:
     p = parser(__doc__)
     p.add_argument("--variant", required=True, help="name recorded in the outputs (base, full, lora, ...)")
     p.add_argument("--model", required=True, help="a saved model, or a PEFT adapter over --base-model")
-    p.add_argument("--base-model", default="models/base", help="tokenizer, and base of an adapter")
-    p.add_argument("--classifier", default="models/classifier")
-    p.add_argument("--test", default="data/prepared/test.jsonl")
+    p.add_argument("--base-model", required=True, help="tokenizer, and base of an adapter")
+    p.add_argument("--classifier", required=True, help="the toxicity classifier")
+    p.add_argument("--test", required=True, help="the prepared test split")
     p.add_argument("--out", required=True, help="per-dialogue predictions (.jsonl)")
     p.add_argument("--metrics", required=True)
     args = p.parse_args(argv)
-    cfg = load_config(args.params)
-    runtime = select_runtime(cfg.device, cfg.precision)
-    set_determinism(cfg.deterministic)
+    cfg = load_params(args.params)
+    runtime = select_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
     dialogues = to_dialogues(sample_dialogues(read_jsonl(args.test), cfg.evaluate.max_dialogues, cfg.seed))
     tokenizer = load_tokenizer(args.base_model)
     model = load_summarizer(args.model, args.base_model, device=runtime.device, dtype=runtime.torch_dtype)
@@ -45,19 +41,12 @@ def main(argv=None) -> None:
                              desc=f"evaluate {args.variant}")
     del model
 
-    sc, c = cfg.scoring, cfg.classifier
-    metrics, scores = evaluate_system(dialogues, preds, resamples=sc.bootstrap_resamples, confidence=sc.confidence,
-                                      seed=cfg.seed)
-    classifier, cls_tokenizer = load_classifier(args.classifier, device=runtime.device)
-    toxicity = ToxicityScorer(classifier, cls_tokenizer, toxic_label=c.toxic_label, nontoxic_label=c.nontoxic_label,
-                              max_tokens=c.max_tokens, batch_size=c.batch_size).toxic_probability(preds)
+    metrics, scores = evaluate_system(dialogues, preds, **cfg.bootstrap)
+    scorer = load_toxicity_scorer(args.classifier, cfg.classifier, device=runtime.device)
+    toxicity = scorer.toxic_probability(preds)
     cut = sum(n > cfg.prompt.max_source_tokens for n in prompt_tokens)  # dialogues cut to fit, template whole
     metrics["prompts"] = {"dialogues": len(prompts), "dialogues_truncated": cut}
-    metrics["toxicity"] = {
-        "mean": {k: round(v, 6) for k, v in bootstrap_ci(toxicity, resamples=sc.bootstrap_resamples,
-                                                          confidence=sc.confidence, seed=cfg.seed).items()},
-        "std": round(float(np.std(toxicity)), 6),
-    }
+    metrics["toxicity"] = toxicity_summary(toxicity, **cfg.bootstrap)
     records = prediction_records(dialogues, preds, scores, variant=args.variant)
     for record, tox in zip(records, toxicity):
         record["toxicity"] = float(tox)

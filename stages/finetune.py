@@ -11,12 +11,12 @@ import os
 import subprocess
 import sys
 
-from summarizer.config import load_config
-from summarizer.device import (check_num_processes, runtime_facts, select_pinned_runtime, select_runtime,
-                               set_determinism)
+from summarizer.config import load_params
+from summarizer.config import METHODS
+from summarizer.device import check_num_processes, runtime_facts, select_pinned_runtime, select_runtime
 from summarizer.io import write_json
 from summarizer.stage import parser, run_stage
-from summarizer.training import METHODS, TrainRequest, train
+from summarizer.training import TrainRequest, train
 
 log = logging.getLogger("summarizer.finetune")
 
@@ -24,15 +24,16 @@ log = logging.getLogger("summarizer.finetune")
 def main(argv=None) -> None:
     p = parser(__doc__)
     p.add_argument("--method", choices=METHODS, required=True)
-    p.add_argument("--base-model", default="models/base")
-    p.add_argument("--features", default="data/tokenized")
+    p.add_argument("--base-model", required=True, help="the base model")
+    p.add_argument("--features", required=True, help="the tokenized train and validation splits")
     p.add_argument("--out", required=True, help="the trained model (full) or adapter (lora, prompt_tuning)")
     p.add_argument("--checkpoints", required=True, help="kept only while training, for resume")
     p.add_argument("--live", required=True, help="dvclive folder: loss curves")
     p.add_argument("--metrics", required=True)
     args = p.parse_args(argv)
     # The device is checked after pinning: counting GPUs starts CUDA, after which CUDA_VISIBLE_DEVICES is ignored.
-    cfg = load_config(args.params, check_device=False)
+    # (load_params checks values only, so this order holds.)
+    cfg = load_params(args.params)
 
     procs = cfg.training.num_processes
     launched = "ACCELERATE_LAUNCHED" in os.environ or "LOCAL_RANK" in os.environ
@@ -45,9 +46,8 @@ def main(argv=None) -> None:
         return
 
     # Under accelerate each rank takes the GPU of its LOCAL_RANK (select_runtime); alone, only the chosen GPU.
-    runtime = select_runtime(cfg.device, cfg.precision) if launched else select_pinned_runtime(cfg.device,
-                                                                                              cfg.precision)
-    set_determinism(cfg.deterministic)
+    select = select_runtime if launched else select_pinned_runtime
+    runtime = select(cfg.device, cfg.precision, deterministic=cfg.deterministic)
     request = TrainRequest(method=args.method, lr=cfg.method_lr(args.method), hp=cfg.method(args.method),
                            shared=cfg.training, seed=cfg.seed)
     summary = train(request, base_dir=args.base_model, features_dir=args.features, out_dir=args.out,

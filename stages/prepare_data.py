@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from summarizer.config import load_config
+from summarizer.config import load_params
 from summarizer.data import SPLITS, data_stats, prepare_splits
 from summarizer.io import write_json, write_jsonl
 from summarizer.stage import parser, run_stage
@@ -22,10 +22,10 @@ def source_files(source: str) -> dict[str, str]:
 
 def main(argv=None) -> None:
     p = parser(__doc__)
-    p.add_argument("--out", default="data/prepared", help="folder for train/validation/test.jsonl")
-    p.add_argument("--metrics", default="metrics/data.json")
+    p.add_argument("--out", required=True, help="folder for train/validation/test.jsonl")
+    p.add_argument("--metrics", required=True)
     args = p.parse_args(argv)
-    cfg = load_config(args.params)
+    cfg = load_params(args.params)
     d = cfg.data
     splits = prepare_splits(d.source, d.revision, cfg.seed, d.max_train_samples, d.max_validation_samples,
                             d.max_test_dialogues)

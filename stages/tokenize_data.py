@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from summarizer.config import load_config
+from summarizer.config import load_params
 from summarizer.data import SPLITS
 from summarizer.io import read_jsonl, write_json, write_jsonl
 from summarizer.modeling import load_tokenizer
@@ -16,12 +16,12 @@ FEATURE_SPLITS = ("train", "validation")
 
 def main(argv=None) -> None:
     p = parser(__doc__)
-    p.add_argument("--data", default="data/prepared")
-    p.add_argument("--tokenizer", default="models/base")
-    p.add_argument("--out", default="data/tokenized")
-    p.add_argument("--metrics", default="metrics/tokenize.json")
+    p.add_argument("--data", required=True, help="folder with the prepared splits")
+    p.add_argument("--tokenizer", required=True, help="the base model's folder")
+    p.add_argument("--out", required=True, help="folder for the tokenized train and validation splits")
+    p.add_argument("--metrics", required=True)
     args = p.parse_args(argv)
-    cfg = load_config(args.params)
+    cfg = load_params(args.params)
     tokenizer = load_tokenizer(args.tokenizer)
     pc = cfg.prompt
     stats = {}

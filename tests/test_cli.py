@@ -109,12 +109,12 @@ def meeting(words: int) -> str:
 
 def test_one_hour_meeting_is_accepted_with_the_default_cap():
     """A 3,000-word meeting was refused by the 20,000-character default; a one-hour one (~9,000 words) fits."""
-    from summarizer.config import load_config
+    from summarizer.config import load_params
     from summarizer.service import check_dialogue
 
     from helpers import ROOT
 
-    cap = load_config(ROOT / "params.yaml", check_device=False).app.max_input_chars
+    cap = load_params(ROOT / "params.yaml").app.max_input_chars
     assert check_dialogue(meeting(9000), cap)
     with pytest.raises(Exception, match="the limit is"):
         check_dialogue(meeting(9000) * 3, cap)

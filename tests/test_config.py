@@ -5,8 +5,8 @@ import sys
 import pytest
 
 from helpers import ROOT, write_params
-from summarizer.config import ConfigError, load_config, parse_config
-from summarizer.device import RuntimeFacts
+from summarizer.config import ConfigError, load_params, parse_params
+from summarizer.device import RuntimeFacts, select_runtime
 
 
 def _shipped_params(tmp_path):
@@ -19,7 +19,7 @@ def _shipped_params(tmp_path):
 
 
 def test_project_params_load(tmp_path):
-    cfg = load_config(_shipped_params(tmp_path), check_device=False)
+    cfg = load_params(_shipped_params(tmp_path))
     assert cfg.model.name == "google/flan-t5-base"
     assert cfg.lr == pytest.approx(1e-4)
     assert (cfg.full.optimizer, cfg.lora.optimizer, cfg.prompt_tuning.optimizer) == ("adamw_torch", "adamw_torch",
@@ -31,12 +31,12 @@ def test_project_params_load(tmp_path):
 
 def test_bare_exponent_is_coerced(params):
     params["lr"] = "5e-4"  # what PyYAML gives for a bare 5e-4
-    assert parse_config(params, check_device=False).lr == pytest.approx(5e-4)
+    assert parse_params(params).lr == pytest.approx(5e-4)
 
 
 def test_nullable_and_nested(params):
     params["data"]["max_train_samples"] = 10
-    cfg = parse_config(params, check_device=False)
+    cfg = parse_params(params)
     assert cfg.data.max_train_samples == 10 and cfg.data.max_test_dialogues is None
 
 
@@ -94,7 +94,7 @@ BAD = [
 def test_bad_params_name_the_key(params, key, value, message):
     _set(params, key, value)
     with pytest.raises(ConfigError) as err:
-        parse_config(params, check_device=False)
+        parse_params(params)
     assert message in str(err.value)
     assert str(err.value).startswith("params.yaml: ")
 
@@ -102,36 +102,46 @@ def test_bad_params_name_the_key(params, key, value, message):
 NO_GPU = RuntimeFacts(cuda_count=0, cuda_bf16=(), mps_available=False)
 
 
-@pytest.mark.parametrize("device,message", [
-    ("cuda", "device must exist on this machine, got 'cuda' (no CUDA GPU visible)"),
-    ("cuda:3", "got 'cuda:3'"),
-    ("tpu", "device must be one of auto, cpu, cuda, cuda:N, mps, got 'tpu'"),
-    ("mps", "got 'mps'"),
-])
-def test_missing_device_fails_at_load(params, monkeypatch, device, message):
-    monkeypatch.setattr("summarizer.device.runtime_facts", lambda: NO_GPU)
+def test_device_spelling_is_checked_at_load(params):
+    params["device"] = "tpu"
+    with pytest.raises(ConfigError, match="params.yaml: device must be one of auto, cpu, cuda, cuda:N, mps, "
+                                          "got 'tpu'"):
+        parse_params(params)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:3", "mps"])
+def test_a_device_this_machine_lacks_is_valid_params(params, monkeypatch, device):
+    """Values only: `dvc repro report` on a CPU laptop must not fail because params say cuda."""
+    monkeypatch.setattr("summarizer.device.runtime_facts", lambda: (_ for _ in ()).throw(AssertionError("asked")))
     params["device"] = device
-    with pytest.raises(ConfigError, match="params.yaml: device") as err:
-        parse_config(params)
+    assert parse_params(params).device == device
+
+
+@pytest.mark.parametrize("device,message", [
+    ("cuda", "params.yaml: device must exist on this machine, got 'cuda' (no CUDA GPU visible)"),
+    ("cuda:3", "params.yaml: device must exist on this machine, got 'cuda:3'"),
+    ("mps", "params.yaml: device must exist on this machine, got 'mps'"),
+])
+def test_missing_device_fails_where_it_is_used(device, message):
+    with pytest.raises(ConfigError) as err:
+        select_runtime(device, "fp32", deterministic=False, facts=NO_GPU)
     assert message in str(err.value)
 
 
 def test_batch_size_accepts_an_integer_or_auto(params):
     params["generation"]["batch_size"] = 24
-    assert parse_config(params, check_device=False).generation.batch_size == 24
+    assert parse_params(params).generation.batch_size == 24
 
 
 def test_several_processes_cannot_share_one_named_gpu(params):
     params["device"], params["training"]["num_processes"] = "cuda:1", 2
     with pytest.raises(ConfigError, match="params.yaml: training.num_processes must be 1 with device cuda:1"):
-        parse_config(params, check_device=False)
+        parse_params(params)
 
 
-def test_precision_checked_against_device(params, monkeypatch):
-    monkeypatch.setattr("summarizer.device.runtime_facts", lambda: NO_GPU)
-    params["device"], params["precision"] = "cpu", "fp16"
-    with pytest.raises(ConfigError, match="precision must be supported by device cpu"):
-        parse_config(params)
+def test_precision_checked_against_device():
+    with pytest.raises(ConfigError, match="params.yaml: precision must be supported by device cpu"):
+        select_runtime("cpu", "fp16", deterministic=False, facts=NO_GPU)
 
 
 def test_stage_exits_1_naming_lr(tmp_path, params):
@@ -145,3 +155,15 @@ def test_stage_exits_1_naming_lr(tmp_path, params):
     assert "params.yaml: lr must be > 0, got -1.0" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_stages_without_a_model_never_import_torch():
+    """check_params, prepare_data, compare and report read params and files only: importing what they import must
+    not start torch (seconds per stage, and a CUDA probe on a GPU machine)."""
+    code = ("import sys, runpy\n"
+            "for stage in ('check_params', 'prepare_data', 'compare', 'report'):\n"
+            "    runpy.run_path(f'stages/{stage}.py', run_name='not_main')\n"
+            "heavy = sorted(m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules)\n"
+            "assert not heavy, heavy\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]

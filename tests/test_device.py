@@ -82,7 +82,7 @@ def test_finetune_stage_hands_training_one_gpu(tiny_workspace, tmp_path, monkeyp
         monkeypatch.delenv(var, raising=False)
     seen = {}
 
-    def fake_select_runtime(device, precision, facts=None):
+    def fake_select_runtime(device, precision, *, deterministic, facts=None):
         seen["visible"], seen["device"] = __import__("os").environ.get("CUDA_VISIBLE_DEVICES"), device
         return Runtime("cpu", "fp32")  # train on the CPU: the point is what the stage asked for
 
@@ -92,7 +92,8 @@ def test_finetune_stage_hands_training_one_gpu(tiny_workspace, tmp_path, monkeyp
 
     monkeypatch.setattr("summarizer.device.select_runtime", fake_select_runtime)
     monkeypatch.setattr(finetune, "train", fake_train)
-    finetune.main(["--params", str(params), "--method", "lora", "--out", str(tmp_path / "out"),
+    finetune.main(["--params", str(params), "--method", "lora", "--base-model", "models/base", "--features",
+                   "data/tokenized", "--out", str(tmp_path / "out"),
                    "--checkpoints", str(tmp_path / "ckpt"), "--live", str(tmp_path / "live"),
                    "--metrics", str(tmp_path / "m.json")])
     assert seen == {"visible": "1", "device": "cuda:0", "train": True}
@@ -126,7 +127,8 @@ def test_finetune_stage_refuses_more_processes_than_gpus(tmp_path, monkeypatch):
     raw["device"], raw["training"]["num_processes"] = "cuda", 4
     params = write_params(tmp_path / "params.yaml", raw)
     proc = subprocess.run([sys.executable, str(ROOT / "stages/finetune.py"), "--params", str(params), "--method",
-                           "lora", "--out", "o", "--checkpoints", "c", "--live", "l", "--metrics", "m.json"],
+                           "lora", "--base-model", "b", "--features", "f", "--out", "o", "--checkpoints", "c",
+                           "--live", "l", "--metrics", "m.json"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     # no GPU on this machine: 4 processes on `cuda` are refused, naming the key

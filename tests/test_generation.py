@@ -3,13 +3,13 @@ import dataclasses
 import pytest
 
 from helpers import ROOT
-from summarizer.config import load_config
+from summarizer.config import load_params
 from summarizer.generation import build_generation_config, generate_batched
 from summarizer.io import read_jsonl
 from summarizer.modeling import build_tiny_t5, load_tokenizer
 
-GEN = load_config(ROOT / "params.yaml", check_device=False).generation
-TINY = load_config(ROOT / "params.yaml", check_device=False).model.tiny
+GEN = load_params(ROOT / "params.yaml").generation
+TINY = load_params(ROOT / "params.yaml").model.tiny
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,8 @@ def test_sampling_is_seeded_and_greedy_carries_no_sampling_knobs(lively):
     model, tok, prompts = lively
     greedy = build_generation_config(GEN, model.config)
     assert not greedy.do_sample and greedy.temperature in (None, 1.0)
-    cfg = build_generation_config(GEN, model.config, do_sample=True, temperature=50.0, max_new_tokens=16)  # the big init makes logits peaky
+    # the big init makes logits peaky: a high temperature spreads them
+    cfg = build_generation_config(GEN, model.config, do_sample=True, temperature=50.0, max_new_tokens=16)
     a = generate_batched(model, tok, prompts, cfg, batch_size=4, max_source_tokens=512, seed=7, progress=False)
     b = generate_batched(model, tok, prompts, cfg, batch_size=4, max_source_tokens=512, seed=7, progress=False)
     c = generate_batched(model, tok, prompts, cfg, batch_size=4, max_source_tokens=512, seed=8, progress=False)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from helpers import tiny_params
-from summarizer.config import parse_config
+from summarizer.config import parse_params
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.gpu,
 def runtime():
     from summarizer.device import select_runtime
 
-    return select_runtime("cuda", "bf16")
+    return select_runtime("cuda", "bf16", deterministic=True)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def cfg():
     raw.update(device="cuda", precision="bf16")
     raw["ppo"].update(steps=2, batch_size=4, mini_batch_size=2, min_new_tokens=4, max_new_tokens=10,
                       prompt_min_chars=100)
-    return parse_config(raw)
+    return parse_params(raw)
 
 
 @pytest.mark.parametrize("method", ["full", "lora", "prompt_tuning"])
@@ -64,9 +64,9 @@ def test_batched_generation_on_cuda(tiny_workspace, cfg, runtime):
 
 def test_two_ppo_steps_and_toxicity_on_cuda(tiny_workspace, tmp_path, cfg, runtime):
     from summarizer.io import read_jsonl
-    from summarizer.modeling import load_classifier, load_summarizer, load_tokenizer
+    from summarizer.modeling import load_summarizer, load_tokenizer
     from summarizer.ppo import load_policy, make_trainer, run_ppo, select_prompts
-    from summarizer.toxicity import ToxicityScorer
+    from summarizer.toxicity import load_toxicity_scorer
     from summarizer.training import wrap_model
 
     base = tiny_workspace / "models/base"
@@ -74,10 +74,7 @@ def test_two_ppo_steps_and_toxicity_on_cuda(tiny_workspace, tmp_path, cfg, runti
     tokenizer = load_tokenizer(base)
     trainer = make_trainer(load_policy(base, tmp_path / "lora"), tokenizer, cfg.ppo, runtime, cfg.seed)
     assert trainer.current_device.type == "cuda" and trainer.accelerator.mixed_precision == "bf16"
-    classifier, cls_tok = load_classifier(tiny_workspace / "models/classifier", device=runtime.device)
-    c = cfg.classifier
-    scorer = ToxicityScorer(classifier, cls_tok, toxic_label=c.toxic_label, nontoxic_label=c.nontoxic_label,
-                            max_tokens=c.max_tokens, batch_size=c.batch_size)
+    scorer = load_toxicity_scorer(tiny_workspace / "models/classifier", cfg.classifier, device=runtime.device)
     prompts = select_prompts(read_jsonl(tiny_workspace / "data/prepared/train.jsonl"), cfg.prompt.template, 100,
                              1000, cfg.seed)
     history = run_ppo(trainer, prompts, scorer.reward, cfg.ppo, max_source_tokens=512, seed=cfg.seed,

@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 
 from helpers import ROOT, SAMPLE, with_this_python
 from demo import make_workspace
-from summarizer.config import TinyRobertaConfig, TinyT5Config
+from summarizer.config import TinyRobertaParams, TinyT5Params
 from summarizer.data import load_local_splits
 from summarizer.modeling import build_tiny_roberta, build_tiny_t5, train_roberta_tokenizer, train_t5_tokenizer
 
@@ -53,7 +53,7 @@ def _texts():
 def _t5_stand_in(folder: Path, seed: int) -> Path:
     tiny = PARAMS["model"]["tiny"]
     tokenizer = train_t5_tokenizer(_texts(), tiny["vocab_size"], PARAMS["prompt"]["max_source_tokens"])
-    model = build_tiny_t5(TinyT5Config(**tiny), tokenizer, seed)
+    model = build_tiny_t5(TinyT5Params(**tiny), tokenizer, seed)
     model.config.save_pretrained(folder)
     model.generation_config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -64,7 +64,7 @@ def _t5_stand_in(folder: Path, seed: int) -> Path:
 def _roberta_stand_in(folder: Path) -> Path:
     c = PARAMS["classifier"]
     tokenizer = train_roberta_tokenizer(_texts(), c["tiny"]["vocab_size"], c["max_tokens"])
-    model = build_tiny_roberta(TinyRobertaConfig(**c["tiny"]), tokenizer, c["max_tokens"], seed=0)
+    model = build_tiny_roberta(TinyRobertaParams(**c["tiny"]), tokenizer, c["max_tokens"], seed=0)
     folder.mkdir(parents=True, exist_ok=True)
     model.config.save_pretrained(folder)
     tokenizer.backend_tokenizer.model.save(str(folder))  # vocab.json + merges.txt, as RoBERTa repositories ship

@@ -14,13 +14,13 @@ import pytest
 import torch
 
 from helpers import tiny_params
-from summarizer.config import parse_config
+from summarizer.config import parse_params
 from summarizer.device import Runtime
 from summarizer.io import read_jsonl
-from summarizer.modeling import build_tiny_t5, load_classifier, load_summarizer, load_tokenizer
+from summarizer.modeling import build_tiny_t5, load_summarizer, load_tokenizer
 from summarizer.ppo import (encode_queries, generate_responses, load_policy, make_trainer, run_ppo, save_policy,
                             select_prompts)
-from summarizer.toxicity import ToxicityScorer
+from summarizer.toxicity import load_toxicity_scorer
 from summarizer.training import wrap_model
 
 CPU = Runtime("cpu", "fp32")
@@ -30,7 +30,7 @@ def _cfg(**ppo):
     raw = tiny_params()
     raw["ppo"].update(dict(steps=2, batch_size=4, mini_batch_size=2, min_new_tokens=4, max_new_tokens=10,
                            prompt_min_chars=100) | ppo)
-    return parse_config(raw, check_device=False)
+    return parse_params(raw)
 
 
 @pytest.fixture(scope="module")
@@ -185,10 +185,7 @@ def test_two_ppo_steps_train_only_the_new_adapter_and_save_the_policy(tiny_works
     ws = tiny_workspace
     trainer = _trainer(base, sft_adapter, cfg)
     policy = trainer.model
-    classifier, cls_tok = load_classifier(ws / "models/classifier")
-    c = cfg.classifier
-    scorer = ToxicityScorer(classifier, cls_tok, toxic_label=c.toxic_label, nontoxic_label=c.nontoxic_label,
-                            max_tokens=c.max_tokens, batch_size=c.batch_size)
+    scorer = load_toxicity_scorer(ws / "models/classifier", cfg.classifier, device="cpu")
     lora_before = {n: p.detach().clone() for n, p in policy.named_parameters() if "lora_" in n}
     frozen_before = {n: p.detach().clone() for n, p in policy.named_parameters()
                      if "lora_" not in n and "v_head" not in n}

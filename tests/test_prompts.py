@@ -1,9 +1,9 @@
 
 from helpers import ROOT
-from summarizer.config import load_config
+from summarizer.config import load_params
 from summarizer.prompts import build_few_shot_prompt, build_prompt, fit_few_shot_prompt
 
-CFG = load_config(ROOT / "params.yaml", check_device=False).prompt
+CFG = load_params(ROOT / "params.yaml").prompt
 DIALOGUE = "#Person1#: Hi, {braces} stay.\n#Person2#: Hello."
 
 
@@ -55,7 +55,8 @@ def test_each_strategy_prompt_exact_text():
     texts = {s: strategy_prompts(s, dialogue, pool, **kwargs)[0][0]
              for s in ("none", "zero_shot", "zero_shot_flan", "one_shot", "few_shot")}
     assert texts["none"] == "#Person1#: Hi.\n#Person2#: Hello."
-    assert texts["zero_shot"] == "Summarize the following conversation.\n\n#Person1#: Hi.\n#Person2#: Hello.\n\nSummary: "
+    assert texts["zero_shot"] == ("Summarize the following conversation.\n\n#Person1#: Hi.\n#Person2#: Hello.\n\n"
+                                  "Summary: ")
     assert texts["zero_shot_flan"] == "Dialogue:\n\n#Person1#: Hi.\n#Person2#: Hello.\n\nWhat was going on?\n"
     one = texts["one_shot"].split("\n\n\n")
     assert len(one) == 2 and one[1] == texts["zero_shot_flan"]

@@ -4,11 +4,11 @@
 import pytest
 
 from helpers import tiny_params
-from summarizer.config import parse_config
+from summarizer.config import parse_params
 from summarizer.service import (EXAMPLE_DIALOGUE, InputError, Options, Summarizer, check_dialogue, chunk_turns,
                                 split_turns)
 
-CFG = parse_config(tiny_params(), check_device=False)
+CFG = parse_params(tiny_params())
 
 
 @pytest.mark.parametrize("text,message", [
@@ -96,9 +96,9 @@ class _EmptyService:
 
 def test_empty_summary_is_said_on_the_page(params):
     from summarizer.app import summarize_request
-    from summarizer.config import parse_config
+    from summarizer.config import parse_params
 
-    cfg = parse_config(params, check_device=False)
+    cfg = parse_params(params)
     summary, _, _, note, history = summarize_request(_EmptyService(), cfg, EXAMPLE_DIALOGUE, "base", 32, False, 1.0,
                                                      1, [])
     assert summary == "" and note == "The model returned an empty summary\\."  # Markdown-escaped, shown literally

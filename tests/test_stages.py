@@ -132,7 +132,8 @@ def test_evaluate_stage(tiny_workspace, tmp_path):
                    "--metrics", str(tmp_path / "base.json")])
     m = read_json(tmp_path / "base.json")
     assert m["variant"] == "base" and m["n_dialogues"] == 6 and m["n_rows"] == 18
-    assert 0 <= m["toxicity"]["mean"]["ci_low"] <= m["toxicity"]["mean"]["mean"] <= m["toxicity"]["mean"]["ci_high"] <= 1
+    tox = m["toxicity"]["mean"]
+    assert 0 <= tox["ci_low"] <= tox["mean"] <= tox["ci_high"] <= 1
     assert m["toxicity"]["std"] >= 0
     assert {"bleu", "length_words", "empty_share", "per_reference", "best_of_refs"} <= set(m)
     records = read_jsonl(tmp_path / "base.jsonl")
@@ -176,3 +177,16 @@ def test_classifier_labels_checked_at_load_naming_the_param(tiny_workspace, tmp_
     with pytest.raises(ModelError, match=f"classifier.{key} must be one of the classifier's labels"):
         materialize_classifier(str(tiny_workspace / "models/classifier"), "main", None, [], c["max_tokens"],
                                c["toxic_label"], c["nontoxic_label"], 0, tmp_path / "out")
+
+
+def test_toxicity_scorer_is_built_from_the_params(tiny_workspace, params):
+    from summarizer.config import parse_params
+    from summarizer.toxicity import load_toxicity_scorer
+
+    c = parse_params(params).classifier
+    scorer = load_toxicity_scorer(tiny_workspace / "models/classifier", c, device="cpu")
+    labels = scorer.model.config.id2label
+    assert labels[scorer.toxic] == c.toxic_label and labels[scorer.nontoxic] == c.nontoxic_label
+    assert (scorer.max_tokens, scorer.batch_size) == (c.max_tokens, c.batch_size)
+    probs = scorer.toxic_probability(["Hello there.", "Thanks a lot."])
+    assert probs.shape == (2,) and ((0 <= probs) & (probs <= 1)).all()

@@ -1,11 +1,11 @@
 from helpers import ROOT
-from summarizer.config import load_config
+from summarizer.config import load_params
 from summarizer.io import read_jsonl
 from summarizer.modeling import load_tokenizer
 from summarizer.prompts import build_prompt
 from summarizer.tokenization import tokenize_rows
 
-TEMPLATE = load_config(ROOT / "params.yaml", check_device=False).prompt.template
+TEMPLATE = load_params(ROOT / "params.yaml").prompt.template
 
 
 def test_labels_unpadded_and_truncation_counted(tiny_workspace):

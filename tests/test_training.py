@@ -12,7 +12,7 @@ import torch
 from transformers import TrainerCallback
 
 from helpers import ROOT, tiny_params, write_params
-from summarizer.config import parse_config
+from summarizer.config import parse_params
 from summarizer.device import Runtime
 from summarizer.io import read_json, read_jsonl, write_jsonl
 from summarizer.modeling import build_tiny_t5, load_tokenizer
@@ -26,7 +26,7 @@ def _cfg(**method_overrides):
     raw["training"].update(logging_steps=1, eval_steps=2, save_steps=2, save_total_limit=3)
     for method, over in method_overrides.items():
         raw[method].update(over)
-    return parse_config(raw, check_device=False)
+    return parse_params(raw)
 
 
 def _request(cfg, method):

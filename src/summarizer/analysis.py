@@ -10,6 +10,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from summarizer.data import word_count
+
 FLAGS = ("empty", "length_issue", "missing_key_info", "hallucinated_entity", "speaker_confusion")
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
@@ -39,8 +41,8 @@ def content_words(text: str) -> set[str]:
 
 
 def is_length_issue(prediction: str, references: Sequence[str], t: Thresholds) -> bool:
-    words = len(prediction.split())
-    ref_words = sum(len(r.split()) for r in references) / len(references)
+    words = word_count(prediction)
+    ref_words = sum(word_count(r) for r in references) / len(references)
     return words < t.min_words or words > t.max_length_ratio * ref_words
 
 

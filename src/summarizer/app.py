@@ -14,9 +14,10 @@ import re
 
 import gradio as gr
 
-from summarizer.config import Config, load_config
+from summarizer.config import VARIANTS, Params, load_params
 from summarizer.device import select_runtime
-from summarizer.service import EXAMPLE_DIALOGUE, VARIANTS, InputError, Options, Summarizer, user_message
+from summarizer.logs import setup_logging
+from summarizer.service import EXAMPLE_DIALOGUE, InputError, Options, Summarizer, user_message
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def literal_markdown(text: str) -> str:
     return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
 
 
-def summarize_request(service: Summarizer, cfg: Config, dialogue: str, variant: str, max_new_tokens: float,
+def summarize_request(service: Summarizer, cfg: Params, dialogue: str, variant: str, max_new_tokens: float,
                       sample: bool, temperature: float, beams: float, history: list | None):
     """One request: (summary, toxicity, latency, note, history). Refusals come back as a note, never a traceback."""
     history = list(history or [])
@@ -76,7 +77,7 @@ def refuse_quietly(slider: gr.Slider) -> gr.Slider:
     return slider
 
 
-def build_app(service: Summarizer, cfg: Config):
+def build_app(service: Summarizer, cfg: Params):
     available = service.available()
     with gr.Blocks(title="Dialogue summarizer") as demo:
         gr.Markdown("# Dialogue summarizer\nPaste a dialogue (one `Speaker: text` turn per line), pick a model, "
@@ -128,9 +129,9 @@ def main(argv=None) -> None:
     p.add_argument("--host", default=None, help="default: app.host (127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="default: app.port")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = load_config(args.params)
-    runtime = select_runtime(cfg.device, cfg.precision)
+    setup_logging()
+    cfg = load_params(args.params)
+    runtime = select_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
     service = Summarizer(cfg, args.models, device=runtime.device)
     log.info("variants available: %s", ", ".join(service.available()) or "none")
     demo = build_app(service, cfg)

@@ -7,7 +7,10 @@ import json
 import logging
 import sys
 
+from summarizer.config import load_params
+from summarizer.device import select_runtime
 from summarizer.errors import USER_ERRORS
+from summarizer.logs import setup_logging
 from summarizer.service import InputError, Options, Summarizer
 
 
@@ -32,12 +35,9 @@ def read_input(file: str | None) -> str:
 
 
 def _summarize(args) -> int:
-    from summarizer.config import load_config
-    from summarizer.device import select_runtime
-
     text = read_input(args.file)  # before loading anything: a wrong path fails at once
-    cfg = load_config(args.params)
-    runtime = select_runtime(cfg.device, cfg.precision)
+    cfg = load_params(args.params)
+    runtime = select_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
     service = Summarizer(cfg, args.models, device=runtime.device)
     if service.is_tiny_random():
         print(f"warning: the models under {args.models} are tiny random ones (an offline demo): their summaries "
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     s.add_argument("--temperature", type=float, default=1.0)
     s.add_argument("--beams", type=int, default=1)
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(logging.WARNING)
     try:
         return _summarize(args)
     except InputError as err:  # the request: exit 2, like argparse's usage errors

@@ -1,9 +1,10 @@
 """The one reader of ``params.yaml``.
 
-``load_config`` parses the file once into frozen dataclasses and validates every value before a stage touches a
-model or a dataset. Every key must be present (params.yaml is the single source of defaults), unknown keys are
-rejected, numbers are coerced (PyYAML reads a bare ``5e-4`` as a string) and each failure names the key and the
-value, e.g. ``params.yaml: lr must be > 0, got -1.0``.
+``load_params`` parses the file once into frozen dataclasses (``Params``, with one ``*Params`` class per section;
+named so, not ``*Config``, to stay apart from transformers' and peft's config classes) and validates every value
+before a stage touches a model or a dataset. Every key must be present (params.yaml is the single source of
+defaults), unknown keys are rejected, numbers are coerced (PyYAML reads a bare ``5e-4`` as a string) and each
+failure names the key and the value, e.g. ``params.yaml: lr must be > 0, got -1.0``.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def checked(*checks: Check, **kwargs: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataParams:
     source: str = checked(_non_empty, _data_source)
     revision: str = checked(_non_empty)
     max_train_samples: int | None = checked(_gt(0))
@@ -113,7 +114,7 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class TinyT5Config:
+class TinyT5Params:
     vocab_size: int = checked(_gt(100))
     d_model: int = checked(_gt(0))
     d_ff: int = checked(_gt(0))
@@ -124,14 +125,14 @@ class TinyT5Config:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelParams:
     name: str = checked(_non_empty)
     revision: str = checked(_non_empty)
-    tiny: TinyT5Config = field()
+    tiny: TinyT5Params = field()
 
 
 @dataclass(frozen=True)
-class TinyRobertaConfig:
+class TinyRobertaParams:
     vocab_size: int = checked(_gt(100))
     hidden_size: int = checked(_gt(0))
     intermediate_size: int = checked(_gt(0))
@@ -140,18 +141,18 @@ class TinyRobertaConfig:
 
 
 @dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierParams:
     name: str = checked(_non_empty)
     revision: str = checked(_non_empty)
     toxic_label: str = checked(_non_empty)
     nontoxic_label: str = checked(_non_empty)
     max_tokens: int = checked(_CLASSIFIER_TOKENS)
     batch_size: int = checked(_gt(0))
-    tiny: TinyRobertaConfig = field()
+    tiny: TinyRobertaParams = field()
 
 
 @dataclass(frozen=True)
-class PromptConfig:
+class PromptParams:
     template: str = checked(_template)
     flan_template: str = checked(_template)
     max_source_tokens: int = checked(_SOURCE_TOKENS)
@@ -159,7 +160,7 @@ class PromptConfig:
 
 
 @dataclass(frozen=True)
-class GenerationConfig:
+class GenerationParams:
     """Decoding settings shared by evaluation, PPO evaluation and the app. Lengths always come from here:
     transformers' default max_length of 20 tokens would silently cut summaries short."""
 
@@ -194,7 +195,7 @@ class GenerationSetting:
 
 
 @dataclass(frozen=True)
-class BaselineConfig:
+class BaselineParams:
     max_dialogues: int | None = checked(_gt(0))
     strategies: tuple[Literal[STRATEGIES], ...] = checked(_non_empty)  # type: ignore[valid-type]
     few_shot_examples: int = checked(_ge(2))
@@ -202,21 +203,25 @@ class BaselineConfig:
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateParams:
     max_dialogues: int | None = checked(_gt(0))
 
 
 @dataclass(frozen=True)
-class ScoringConfig:
+class ScoringParams:
     bootstrap_resamples: int = checked(_ge(100))
     confidence: float = checked(_fraction, _gt(0))
 
+
+# The three fine-tuning methods (each a section of params.yaml) and every variant the pipeline evaluates.
+METHODS = ("full", "lora", "prompt_tuning")
+VARIANTS = ("base", *METHODS, "ppo")
 
 OPTIMIZERS = ("adamw_torch", "adafactor")  # transformers' `optim` names
 
 
 @dataclass(frozen=True)
-class MethodConfig:
+class MethodParams:
     """What every fine-tuning method sets for itself, so that a sweep of one method reruns only its chain."""
 
     optimizer: Literal[OPTIMIZERS] = field()  # type: ignore[valid-type]
@@ -229,12 +234,12 @@ class MethodConfig:
 
 
 @dataclass(frozen=True)
-class FullConfig(MethodConfig):
+class FullParams(MethodParams):
     """Full fine-tuning; its learning rate is the top-level ``lr``."""
 
 
 @dataclass(frozen=True)
-class LoraConfig(MethodConfig):
+class LoraParams(MethodParams):
     lr: float = checked(_gt(0))
     r: int = checked(_gt(0))
     alpha: int = checked(_gt(0))
@@ -243,14 +248,14 @@ class LoraConfig(MethodConfig):
 
 
 @dataclass(frozen=True)
-class PromptTuningConfig(MethodConfig):
+class PromptTuningParams(MethodParams):
     lr: float = checked(_gt(0))
     num_virtual_tokens: int = checked(_gt(0))
     init_text: str = checked(_non_empty)
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
+class TrainingParams:
     """Shared by the three methods: evaluation, checkpoints, logging, batching and processes."""
 
     eval_steps: int | None = checked(_gt(0))  # null: validate once per epoch
@@ -263,7 +268,7 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
-class PpoConfig:
+class PpoParams:
     """PPO detoxification (trl 0.11.4) of the LoRA model, with the classifier's non-toxic logit as reward."""
 
     lr: float = checked(_gt(0))
@@ -286,7 +291,7 @@ class PpoConfig:
 
 
 @dataclass(frozen=True)
-class ReportConfig:
+class ReportParams:
     min_words: int = checked(_ge(0))  # error analysis: a prediction shorter than this is a length issue
     max_length_ratio: float = checked(_gt(0))  # ... and so is one longer than this × the reference
     missing_info: float = checked(_fraction)  # share of reference content words missing → missing_key_info
@@ -295,7 +300,7 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
-class AppConfig:
+class AppParams:
     host: str = checked(_non_empty)
     port: int = checked(_length(65535, "the largest TCP port"))
     max_input_chars: int = checked(_length(1_000_000, "a paste of a million characters is a mistake"))
@@ -303,27 +308,27 @@ class AppConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class Params:
     seed: int = checked(_ge(0))
     device: str = checked(_non_empty, _device_name)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field()
     deterministic: bool = field()
     lr: float = checked(_gt(0))
-    data: DataConfig = field()
-    model: ModelConfig = field()
-    classifier: ClassifierConfig = field()
-    prompt: PromptConfig = field()
-    generation: GenerationConfig = field()
-    scoring: ScoringConfig = field()
-    baseline: BaselineConfig = field()
-    evaluate: EvaluateConfig = field()
-    training: TrainingConfig = field()
-    full: FullConfig = field()
-    lora: LoraConfig = field()
-    prompt_tuning: PromptTuningConfig = field()
-    ppo: PpoConfig = field()
-    report: ReportConfig = field()
-    app: AppConfig = field()
+    data: DataParams = field()
+    model: ModelParams = field()
+    classifier: ClassifierParams = field()
+    prompt: PromptParams = field()
+    generation: GenerationParams = field()
+    scoring: ScoringParams = field()
+    baseline: BaselineParams = field()
+    evaluate: EvaluateParams = field()
+    training: TrainingParams = field()
+    full: FullParams = field()
+    lora: LoraParams = field()
+    prompt_tuning: PromptTuningParams = field()
+    ppo: PpoParams = field()
+    report: ReportParams = field()
+    app: AppParams = field()
 
     def __post_init__(self) -> None:
         # Cross-field rules, still named by key.
@@ -344,8 +349,16 @@ class Config:
             raise ConfigError(f"params.yaml: ppo.prompt_min_chars must be < ppo.prompt_max_chars, got "
                               f"{self.ppo.prompt_min_chars} and {self.ppo.prompt_max_chars}")
 
-    def method(self, name: str) -> MethodConfig:
-        return {"full": self.full, "lora": self.lora, "prompt_tuning": self.prompt_tuning}[name]
+    @property
+    def bootstrap(self) -> dict[str, Any]:
+        """The bootstrap settings every confidence interval and paired test takes, as keyword arguments."""
+        return {"resamples": self.scoring.bootstrap_resamples, "confidence": self.scoring.confidence,
+                "seed": self.seed}
+
+    def method(self, name: str) -> MethodParams:
+        if name not in METHODS:
+            raise ValueError(f"unknown method {name!r} (one of {', '.join(METHODS)})")
+        return getattr(self, name)
 
     def method_lr(self, name: str) -> float:
         return self.lr if name == "full" else self.method(name).lr  # type: ignore[attr-defined]
@@ -443,23 +456,14 @@ def _build(cls: type, mapping: Any, prefix: str) -> Any:
     return cls(**values)
 
 
-def parse_config(raw: Mapping[str, Any], *, check_device: bool = True) -> Config:
-    """Validate an already-parsed params mapping. ``check_device`` asks torch whether the device exists."""
-    cfg = _build(Config, raw, "")
-    # Imported here so that a pure-config error never pays for importing torch.
-    from summarizer.device import DeviceError, resolve_device, resolve_precision, runtime_facts
-
-    facts = runtime_facts() if check_device else None
-    try:
-        device = resolve_device(cfg.device, facts) if facts else cfg.device
-        if facts:
-            resolve_precision(cfg.precision, device, facts)
-    except DeviceError as err:
-        raise ConfigError(f"params.yaml: {err}") from None
-    return cfg
+def parse_params(raw: Mapping[str, Any]) -> Params:
+    """Validate an already-parsed params mapping: values only. Whether this machine has the ``device`` named here
+    is checked where the device is used (``device.select_runtime``), so stages that never touch a model run
+    anywhere."""
+    return _build(Params, raw, "")
 
 
-def load_config(path: str | Path = "params.yaml", *, check_device: bool = True) -> Config:
+def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate params.yaml. Raises ConfigError (with the key's name) on any problem."""
     path = Path(path)
     try:
@@ -468,4 +472,4 @@ def load_config(path: str | Path = "params.yaml", *, check_device: bool = True) 
         raise ConfigError(f"{path}: no such file (run from the project root or pass --params)") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    return parse_config(raw or {}, check_device=check_device)
+    return parse_params(raw or {})

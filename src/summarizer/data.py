@@ -20,6 +20,7 @@ import numpy as np
 
 from summarizer.config import is_hub_id
 from summarizer.errors import DataError
+from summarizer.io import rounded
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,14 @@ PERCENTILES = (5, 25, 50, 75, 95, 100)
 
 def percentiles(values: Sequence[float]) -> dict[str, float]:
     arr = np.asarray(values, dtype=float)
-    return {f"p{p}": round(float(np.percentile(arr, p)), 1) for p in PERCENTILES} | {"mean": round(float(arr.mean()), 1)}
+    stats = {f"p{p}": float(np.percentile(arr, p)) for p in PERCENTILES} | {"mean": float(arr.mean())}
+    return rounded(stats, 1)  # counts of words and tokens: a tenth is enough
+
+
+def tokenizer_texts(rows: Iterable[dict]) -> list[str]:
+    """The text a tiny model's tokenizer is trained on: every dialogue, then every summary."""
+    rows = list(rows)
+    return [r["dialogue"] for r in rows] + [r["summary"] for r in rows]
 
 
 def word_count(text: str) -> int:

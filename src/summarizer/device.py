@@ -1,7 +1,9 @@
-"""Device and precision: resolved in one place for every stage.
+"""Device and precision: resolved in one place for every stage that runs a model.
 
 The resolution rules are pure functions of :class:`RuntimeFacts` so they can be unit-tested on a machine without
-a GPU; :func:`runtime_facts` asks torch for the real facts and :func:`select_runtime` applies the choice.
+a GPU; :func:`runtime_facts` asks torch for the real facts and :func:`select_runtime` applies the choice. Only
+here is ``device`` checked against this machine (the config checks its spelling), so stages that never touch a
+model (prepare_data, compare, report) run on a laptop whatever the params say.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import torch
 
 from summarizer.errors import DeviceError
 
@@ -30,9 +34,7 @@ class Runtime:
     precision: str  # "fp32", "bf16" or "fp16"
 
     @property
-    def torch_dtype(self):
-        import torch
-
+    def torch_dtype(self) -> torch.dtype:
         return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
 
 
@@ -102,16 +104,17 @@ def pin_visible_gpu(requested: str, env: Mapping[str, str]) -> tuple[dict[str, s
     return {"CUDA_VISIBLE_DEVICES": pinned}, "auto" if requested == "auto" else "cuda:0"
 
 
-def select_pinned_runtime(requested: str, precision: str) -> Runtime:
+def select_pinned_runtime(requested: str, precision: str, *, deterministic: bool) -> Runtime:
     """:func:`pin_visible_gpu` applied to this process, then :func:`select_runtime`. Call before CUDA starts."""
     updates, device = pin_visible_gpu(requested, os.environ)
     os.environ.update(updates)
     try:
-        return select_runtime(device, precision)
+        return select_runtime(device, precision, deterministic=deterministic)
     except DeviceError as err:
         if updates.get("CUDA_VISIBLE_DEVICES") is not None and device != requested:
-            raise DeviceError(f"device must exist on this machine, got {requested!r} (CUDA_VISIBLE_DEVICES="
-                              f"{updates['CUDA_VISIBLE_DEVICES']} shows no usable GPU: {err})") from None
+            raise DeviceError(f"params.yaml: device must exist on this machine, got {requested!r} "
+                              f"(CUDA_VISIBLE_DEVICES={updates['CUDA_VISIBLE_DEVICES']} shows no usable GPU: "
+                              f"{str(err).removeprefix('params.yaml: ')})") from None
         raise
 
 
@@ -137,26 +140,31 @@ def resolve_batch_size(value: int | str, device: str, *, cpu: int = 16, cuda: in
 
 
 def runtime_facts() -> RuntimeFacts:
-    import torch
-
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     bf16 = tuple(torch.cuda.get_device_capability(i)[0] >= 8 for i in range(count))
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     return RuntimeFacts(cuda_count=count, cuda_bf16=bf16, mps_available=mps)
 
 
-def select_runtime(device: str, precision: str, facts: RuntimeFacts | None = None) -> Runtime:
-    """Resolve and apply: make ``cuda:N`` the current device so that Trainer/accelerate (which use "cuda") use it."""
-    facts = facts or runtime_facts()
-    resolved = resolve_device(device, facts)
-    local_rank = os.environ.get("LOCAL_RANK")
-    if local_rank is not None and resolved.startswith("cuda"):
-        resolved = f"cuda:{int(local_rank)}"  # under `accelerate launch` each process owns the GPU of its rank
-    runtime = Runtime(resolved, resolve_precision(precision, resolved, facts))
-    if resolved.startswith("cuda"):
-        import torch
+def select_runtime(device: str, precision: str, *, deterministic: bool,
+                   facts: RuntimeFacts | None = None) -> Runtime:
+    """Check the params' ``device``/``precision`` against this machine, apply them and the ``deterministic``
+    switch: make ``cuda:N`` the current device so that Trainer/accelerate (which use "cuda") use it.
 
+    Raises DeviceError (a ConfigError naming the key) when this machine lacks the device or the precision.
+    """
+    facts = facts or runtime_facts()
+    try:
+        resolved = resolve_device(device, facts)
+        local_rank = os.environ.get("LOCAL_RANK")
+        if local_rank is not None and resolved.startswith("cuda"):
+            resolved = f"cuda:{int(local_rank)}"  # under `accelerate launch` each process owns the GPU of its rank
+        runtime = Runtime(resolved, resolve_precision(precision, resolved, facts))
+    except DeviceError as err:
+        raise DeviceError(f"params.yaml: {err}") from None
+    if resolved.startswith("cuda"):
         torch.cuda.set_device(int(resolved.split(":")[1]))
+    set_determinism(deterministic)
     log.info("device %s, precision %s", runtime.device, runtime.precision)
     return runtime
 
@@ -168,8 +176,6 @@ def set_determinism(enabled: bool) -> None:
     cuBLAS needs a fixed workspace for deterministic matrix products (set before its first use) and cuDNN must not
     pick algorithms by timing. Costs speed on some GPUs; on a CPU it changes nothing measurable.
     """
-    import torch
-
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False

@@ -1,16 +1,26 @@
-"""Scoring a system on the test split: the glue between generation, the scoring library and prediction files.
+"""Scoring a system on the test split, and comparing systems: the glue between generation, the scoring library
+and prediction files.
 
 Test rows are grouped into dialogues (each with all its references); a system produces one prediction per
 dialogue, which is scored against each reference (``per_reference``) and against the best one (``best_of_refs``).
+Comparisons read the per-dialogue scores and toxicity of the prediction files, so nothing is generated twice and
+every system is judged on identical dialogues with identical generation settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from summarizer.data import group_references
-from summarizer.scoring import DialogueScores, score_dialogues, summarize_system
+from summarizer.io import rounded
+from summarizer.scoring import (ROUGE_KEYS, DialogueScores, bootstrap_ci, compare_systems, paired_bootstrap,
+                                score_dialogues, summarize_system)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,8 +65,6 @@ def prediction_records(dialogues: Sequence[Dialogue], predictions: Sequence[str]
 
 def scores_from_records(records: Sequence[dict]) -> DialogueScores:
     """Rebuild per-dialogue scores from prediction records (to compare systems without re-scoring)."""
-    import numpy as np
-
     def column(protocol: str) -> dict:
         keys = records[0]["scores"][protocol]
         return {k: np.array([r["scores"][protocol][k] for r in records]) for k in keys}
@@ -64,3 +72,53 @@ def scores_from_records(records: Sequence[dict]) -> DialogueScores:
     return DialogueScores(dialogue_ids=[r["dialogue_id"] for r in records],
                           rows=np.array([len(r["ids"]) for r in records], dtype=float),
                           per_reference=column("per_reference"), best_of_refs=column("best_of_refs"))
+
+
+def toxicity_summary(toxicity: Sequence[float], *, resamples: int, confidence: float, seed: int) -> dict:
+    """Mean toxicity with its bootstrap CI, and the spread over dialogues."""
+    values = np.asarray(toxicity, dtype=float)
+    return rounded({"mean": bootstrap_ci(values, resamples=resamples, confidence=confidence, seed=seed),
+                    "std": float(values.std())})
+
+
+def compare_variants(records: Mapping[str, Sequence[dict]], reference: str, *, resamples: int, confidence: float,
+                     seed: int) -> dict:
+    """Every variant's paired ROUGE differences against ``reference``, from their prediction records."""
+    if reference not in records:
+        raise ValueError(f"reference {reference!r} is not among the variants {', '.join(records)}")
+    base = scores_from_records(records[reference])
+    out: dict = {"reference": reference}
+    for name, rows in records.items():
+        if name != reference:
+            out[name] = compare_systems(scores_from_records(rows), base, resamples=resamples,
+                                        confidence=confidence, seed=seed)
+    return out
+
+
+def toxicity_before_after(before: Sequence[dict], after: Sequence[dict], *, names: tuple[str, str],
+                          min_dialogues: int, resamples: int, confidence: float, seed: int) -> dict:
+    """Toxicity (mean with CI, std) and ROUGE of two systems, and their paired differences (after − before)."""
+    if [r["dialogue_id"] for r in before] != [r["dialogue_id"] for r in after]:
+        raise ValueError("before and after must be scored on the same dialogues")
+    ci = dict(resamples=resamples, confidence=confidence, seed=seed)
+    out: dict = {"n_dialogues": len(before), "enough_dialogues": len(before) >= min_dialogues}
+    if not out["enough_dialogues"]:
+        log.warning("toxicity compared on %d dialogues, fewer than ppo.min_eval_dialogues=%d", len(before),
+                    min_dialogues)
+    tox, scores = {}, {}
+    for section, name, records in (("before", names[0], before), ("after", names[1], after)):
+        tox[section] = np.array([r["toxicity"] for r in records])
+        scores[section] = scores_from_records(records)
+        s = scores[section]
+        out[section] = {
+            "variant": name,
+            "toxicity": toxicity_summary(tox[section], **ci),
+            "rouge": {k: bootstrap_ci(s.per_reference[k], weights=s.rows, **ci) for k in ROUGE_KEYS},
+        }
+    b, a = scores["before"], scores["after"]
+    out["difference"] = {
+        "toxicity": paired_bootstrap(tox["after"], tox["before"], **ci),
+        "rouge": {k: paired_bootstrap(a.per_reference[k], b.per_reference[k], weights=b.rows, **ci)
+                  for k in ROUGE_KEYS},
+    }
+    return rounded(out)

@@ -11,21 +11,22 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
+import torch
 from tqdm.auto import tqdm
+from transformers import GenerationConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from summarizer.config import GenerationConfig as GenerationParams
+from summarizer.config import GenerationParams
 
 log = logging.getLogger(__name__)
 
 
-def build_generation_config(params: GenerationParams, model_config, **overrides):
+def build_generation_config(params: GenerationParams, model_config: PretrainedConfig,
+                            **overrides) -> GenerationConfig:
     """A transformers ``GenerationConfig`` from params; ``overrides`` replace params fields (e.g. do_sample).
 
     Lengths are always explicit: without max_new_tokens transformers would stop at max_length=20 tokens.
     Sampling knobs are set only when sampling, so greedy and beam configs carry no ignored values.
     """
-    from transformers import GenerationConfig
-
     p = dataclasses.replace(params, **overrides)
     kwargs = dict(max_new_tokens=p.max_new_tokens, min_new_tokens=p.min_new_tokens, num_beams=p.num_beams,
                   do_sample=p.do_sample, repetition_penalty=p.repetition_penalty,
@@ -36,12 +37,11 @@ def build_generation_config(params: GenerationParams, model_config, **overrides)
     return GenerationConfig(**kwargs)
 
 
-def generate_batched(model, tokenizer, prompts: Sequence[str], generation_config, *, batch_size: int,
+def generate_batched(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                     generation_config: GenerationConfig, *, batch_size: int,
                      max_source_tokens: int, seed: int | None = None, desc: str = "generating",
                      progress: bool = True) -> list[str]:
     """Generate one text per prompt, in the prompts' order."""
-    import torch
-
     if not prompts:
         return []
     encoded = tokenizer(list(prompts), truncation=True, max_length=max_source_tokens)["input_ids"]

@@ -85,3 +85,22 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
 def read_jsonl(path: str | Path) -> list[dict]:
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+# Decimals of every statistic in the metrics files (scores, toxicity, shares): six keep a paired difference of 1e-4
+# readable. Losses, rewards and KL come from float32 training (values ~1-10, about 7 significant digits) whose last
+# digit moves between two identical runs on a multithreaded CPU (BLAS summation order): they keep the 4 decimals that
+# repeat (tests/test_pipeline.py, same inputs same numbers). Timings pass 2.
+METRIC_DIGITS = 6
+LOSS_DIGITS = 4
+
+
+def rounded(value: Any, digits: int = METRIC_DIGITS) -> Any:
+    """``value`` with every float in it (through dicts and lists) rounded to ``digits`` decimals."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value

@@ -17,7 +17,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from summarizer.config import TinyRobertaConfig, TinyT5Config
+import torch
+from peft import PeftModel
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer,
+                          PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast, RobertaConfig,
+                          RobertaForSequenceClassification, T5Config, T5ForConditionalGeneration)
+
+from summarizer.config import TinyRobertaParams, TinyT5Params
 from summarizer.errors import ModelError
 from summarizer.io import atomic_dir, write_json
 
@@ -30,7 +37,7 @@ TINY_ROBERTA = "tiny-random-roberta"
 CLASSIFIER_LABELS = ("nothate", "hate")
 
 
-def count_parameters(model) -> dict[str, int]:
+def count_parameters(model: torch.nn.Module) -> dict[str, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"total": total, "trainable": trainable}
@@ -40,16 +47,13 @@ def count_parameters(model) -> dict[str, int]:
 # Tiny random models
 
 
-def train_t5_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int):
+def train_t5_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int) -> PreTrainedTokenizerFast:
     """A T5-style tokenizer (<pad>=0, </s>=1, <unk>=2, </s> appended, SentencePiece-like ``▁`` word starts).
 
     BPE, not T5's Unigram: the ``tokenizers`` Unigram trainer gives a different vocabulary on each run (parallel EM
     and ties broken by hash order), which changed the base model's hash and every score after it on each clean
     rebuild. The BPE trainer breaks ties by token id and is the same on every run (tests/test_modeling.py).
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
@@ -63,11 +67,9 @@ def train_t5_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: 
                                    model_max_length=model_max_length)
 
 
-def train_roberta_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int):
+def train_roberta_tokenizer(texts: Iterable[str], vocab_size: int,
+                            model_max_length: int) -> PreTrainedTokenizerFast:
     """A RoBERTa-style byte-level BPE tokenizer (<s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -81,7 +83,7 @@ def train_roberta_tokenizer(texts: Iterable[str], vocab_size: int, model_max_len
                                    model_max_length=model_max_length)
 
 
-def build_tiny_t5(cfg: TinyT5Config, tokenizer, seed: int):
+def build_tiny_t5(cfg: TinyT5Params, tokenizer: PreTrainedTokenizerBase, seed: int) -> T5ForConditionalGeneration:
     """A FLAN-T5-shaped model (gated-GELU, T5 v1.1 output scaling) with random weights.
 
     (transformers 5 always ties a newly built T5's head to its embeddings; the real FLAN-T5 checkpoints keep their
@@ -90,9 +92,6 @@ def build_tiny_t5(cfg: TinyT5Config, tokenizer, seed: int):
     A small ``initializer_factor`` keeps the initial logits small, so the first losses sit near ln(vocab) instead
     of ~30 with T5's default initialisation at this width.
     """
-    import torch
-    from transformers import T5Config, T5ForConditionalGeneration
-
     config = T5Config(
         vocab_size=len(tokenizer), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_kv, num_layers=cfg.num_layers,
         num_decoder_layers=cfg.num_layers, num_heads=cfg.num_heads, feed_forward_proj="gated-gelu",
@@ -104,10 +103,8 @@ def build_tiny_t5(cfg: TinyT5Config, tokenizer, seed: int):
     return T5ForConditionalGeneration(config)
 
 
-def build_tiny_roberta(cfg: TinyRobertaConfig, tokenizer, max_tokens: int, seed: int):
-    import torch
-    from transformers import RobertaConfig, RobertaForSequenceClassification
-
+def build_tiny_roberta(cfg: TinyRobertaParams, tokenizer: PreTrainedTokenizerBase, max_tokens: int,
+                       seed: int) -> RobertaForSequenceClassification:
     config = RobertaConfig(
         vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
         num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
@@ -142,9 +139,7 @@ def _from_pretrained(loader, name: str, revision: str, **kwargs):
                          f"tiny random models (model.name: {TINY_T5}, classifier.name: {TINY_ROBERTA}).") from None
 
 
-def _tokenizer_from_pretrained(name: str, revision: str):
-    from transformers import AutoTokenizer
-
+def _tokenizer_from_pretrained(name: str, revision: str) -> PreTrainedTokenizerBase:
     local = Path(name).is_dir()
     try:
         return AutoTokenizer.from_pretrained(name, revision=None if local else revision, trust_remote_code=False)
@@ -156,11 +151,9 @@ def _source_of(name: str, tiny: str) -> str:
     return "tiny-random" if name == tiny else ("local" if Path(name).is_dir() else "hub")
 
 
-def materialize_summarizer(name: str, revision: str, tiny: TinyT5Config, train_texts: Iterable[str],
+def materialize_summarizer(name: str, revision: str, tiny: TinyT5Params, train_texts: Iterable[str],
                            max_source_tokens: int, seed: int, out_dir: str | Path) -> dict:
     """Save the base seq2seq model and its tokenizer to ``out_dir``; return what was loaded."""
-    from transformers import AutoModelForSeq2SeqLM
-
     if name == TINY_T5:
         tokenizer = train_t5_tokenizer(train_texts, tiny.vocab_size, max_source_tokens)
         model = build_tiny_t5(tiny, tokenizer, seed)
@@ -170,12 +163,10 @@ def materialize_summarizer(name: str, revision: str, tiny: TinyT5Config, train_t
     return _save(model, tokenizer, name, revision, _source_of(name, TINY_T5), out_dir)
 
 
-def materialize_classifier(name: str, revision: str, tiny: TinyRobertaConfig, train_texts: Iterable[str],
+def materialize_classifier(name: str, revision: str, tiny: TinyRobertaParams, train_texts: Iterable[str],
                            max_tokens: int, toxic_label: str, nontoxic_label: str, seed: int,
                            out_dir: str | Path) -> dict:
     """Save the toxicity classifier and its tokenizer to ``out_dir``; check it has both labels params name."""
-    from transformers import AutoModelForSequenceClassification
-
     if name == TINY_ROBERTA:
         tokenizer = train_roberta_tokenizer(train_texts, tiny.vocab_size, max_tokens)
         model = build_tiny_roberta(tiny, tokenizer, max_tokens, seed)
@@ -195,7 +186,8 @@ def materialize_classifier(name: str, revision: str, tiny: TinyRobertaConfig, tr
     return _save(model, tokenizer, name, revision, _source_of(name, TINY_ROBERTA), out_dir)
 
 
-def _save(model, tokenizer, name: str, revision: str, source: str, out_dir: str | Path) -> dict:
+def _save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str, revision: str, source: str,
+          out_dir: str | Path) -> dict:
     info = {"name": name, "revision": revision if source == "hub" else None, "source": source,
             "architecture": type(model).__name__, "parameters": count_parameters(model)["total"],
             "vocab_size": len(tokenizer)}
@@ -224,9 +216,7 @@ def _load_saved(what: str, path: Path, load):
                          "Rerun the stage that writes it (dvc repro), or dvc checkout.") from None
 
 
-def load_tokenizer(path: str | Path):
-    from transformers import AutoTokenizer
-
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     return _load_saved("tokenizer", Path(path), lambda: AutoTokenizer.from_pretrained(str(path)))
 
 
@@ -235,14 +225,10 @@ def is_adapter(path: str | Path) -> bool:
 
 
 def load_summarizer(path: str | Path, base_path: str | Path | None = None, *, device: str = "cpu",
-                    dtype=None):
+                    dtype: torch.dtype | None = None) -> PreTrainedModel | PeftModel:
     """A saved seq2seq model, or ``base_path`` + the PEFT adapter saved at ``path``; in eval mode on ``device``."""
-    from transformers import AutoModelForSeq2SeqLM
-
     path = Path(path)
     if is_adapter(path):
-        from peft import PeftModel
-
         if base_path is None:
             raise ModelError(f"{path} holds an adapter: its base model folder is needed too")
         base = _load_saved("model", Path(base_path), lambda: AutoModelForSeq2SeqLM.from_pretrained(
@@ -254,9 +240,8 @@ def load_summarizer(path: str | Path, base_path: str | Path | None = None, *, de
     return model.to(device).eval()
 
 
-def load_classifier(path: str | Path, *, device: str = "cpu"):
-    from transformers import AutoModelForSequenceClassification
-
+def load_classifier(path: str | Path, *,
+                    device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     path = Path(path)
     model = _load_saved("classifier", path, lambda: AutoModelForSequenceClassification.from_pretrained(
         str(path), use_safetensors=True))

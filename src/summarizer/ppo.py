@@ -34,9 +34,10 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedTokenizerBase
 from trl import AutoModelForSeq2SeqLMWithValueHead, PPOConfig, PPOTrainer
 
-from summarizer.config import PpoConfig
+from summarizer.config import PpoParams
 from summarizer.device import Runtime, resolve_batch_size
-from summarizer.io import atomic_dir
+from summarizer.io import LOSS_DIGITS, atomic_dir, rounded
+from summarizer.modeling import count_parameters
 from summarizer.prompts import build_prompt
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def disable_dropout(model: torch.nn.Module) -> None:
             module.p = 0.0
 
 
-def make_trainer(policy: AutoModelForSeq2SeqLMWithValueHead, tokenizer: PreTrainedTokenizerBase, cfg: PpoConfig,
+def make_trainer(policy: AutoModelForSeq2SeqLMWithValueHead, tokenizer: PreTrainedTokenizerBase, cfg: PpoParams,
                  runtime: Runtime, seed: int) -> PPOTrainer:
     """A PPOTrainer on ``runtime``: fp32 weights, with bf16/fp16 autocast through accelerate when asked."""
     mixed = {"bf16": "bf16", "fp16": "fp16"}.get(runtime.precision, "no")
@@ -123,7 +124,7 @@ def _finite(x) -> float:
 
 
 def run_ppo(trainer: PPOTrainer, prompts: Sequence[str], reward_fn: Callable[[list[str]], Sequence[float]],
-            cfg: PpoConfig, *, max_source_tokens: int, seed: int, device: str, live=None,
+            cfg: PpoParams, *, max_source_tokens: int, seed: int, device: str, live=None,
             progress: bool = True) -> list[dict]:
     """``cfg.steps`` PPO steps of ``cfg.batch_size`` prompts (cycling through ``prompts``); per-step statistics.
 
@@ -163,6 +164,22 @@ def run_ppo(trainer: PPOTrainer, prompts: Sequence[str], reward_fn: Callable[[li
             live.next_step()
         log.info("PPO step %d: reward %.4f, KL %.4f", step + 1, row["reward_mean"], row["kl"])
     return history
+
+
+def run_summary(policy: AutoModelForSeq2SeqLMWithValueHead, history: Sequence[dict], *, prompts_available: int,
+                runtime_s: float, runtime: Runtime) -> dict:
+    """metrics/train/ppo.json: what was trained, the first and last step's reward and KL, and how long it took."""
+    params = count_parameters(policy.pretrained_model)
+    return {
+        "method": "ppo", "steps": len(history), "prompts_available": prompts_available,
+        "trainable_parameters": params["trainable"], "total_parameters": params["total"],
+        **rounded({"reward_first": history[0]["reward_mean"], "reward_last": history[-1]["reward_mean"],
+                   "kl_first": history[0]["kl"], "kl_last": history[-1]["kl"]}, LOSS_DIGITS),
+        "train_runtime_s": rounded(runtime_s, 2), "device": runtime.device,
+        # fp32 weights; bf16/fp16 means autocast of the forward passes (accelerate's mixed_precision)
+        "precision": runtime.precision,
+        "weights_dtype": str(next(policy.parameters()).dtype).removeprefix("torch."),
+    }
 
 
 def save_policy(policy: AutoModelForSeq2SeqLMWithValueHead, tokenizer: PreTrainedTokenizerBase,

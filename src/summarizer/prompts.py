@@ -10,6 +10,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from summarizer.io import rounded
+
 # Between solved examples in a few-shot prompt, as in the course's FLAN-T5 lab.
 EXAMPLE_SEPARATOR = "\n\n\n"
 
@@ -131,5 +133,5 @@ def strategy_prompts(strategy: str, dialogues: Sequence[tuple[str, str]],
                   "examples_used_counts": {str(n): used.count(n) for n in range(k + 1)},
                   "dialogues_with_dropped_examples": sum(u < k for u in used),
                   "examples_dropped": sum(k - u for u in used),
-                  "examples_used_mean": round(sum(used) / len(used), 3)}
+                  "examples_used_mean": rounded(sum(used) / len(used))}
     return prompts, stats

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
+from summarizer import plots
 from summarizer.analysis import FLAGS, Thresholds, flag_example
-from summarizer.scoring import PROTOCOLS, ROUGE_KEYS, word_count
+from summarizer.config import METHODS, VARIANTS, ReportParams
+from summarizer.data import word_count
+from summarizer.io import atomic_write_text, read_json, read_jsonl, rounded, write_json
+from summarizer.scoring import PROTOCOLS, ROUGE_KEYS
+
+log = logging.getLogger(__name__)
 
 # -------------------------------------------------------------------------------------------------------------------
 # Tidy tables for the figures
@@ -45,6 +54,13 @@ def loss_table(curves: Mapping[str, Mapping[str, list[tuple[int, float]]]]) -> p
     return pd.DataFrame(rows, columns=["method", "split", "step", "loss"])
 
 
+def toxicity_table(records: Mapping[str, Sequence[dict]], before: str, after: str) -> pd.DataFrame:
+    """Per-dialogue toxicity of the variants before and after PPO, labelled for the figure."""
+    return pd.DataFrame([{"model": f"{label}: {v}", "dialogue_id": r["dialogue_id"], "toxicity": r["toxicity"]}
+                         for label, v in (("before PPO", before), ("after PPO", after)) for r in records[v]],
+                        columns=["model", "dialogue_id", "toxicity"])
+
+
 def length_tables(records: Mapping[str, list[dict]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(box data: source, words — with the human references as one source; scatter data: variant, human, predicted)."""
     box, scatter = [], []
@@ -54,7 +70,7 @@ def length_tables(records: Mapping[str, list[dict]]) -> tuple[pd.DataFrame, pd.D
         for r in rows:
             human = sum(word_count(x) for x in r["references"]) / len(r["references"])
             box.append({"source": variant, "words": word_count(r["prediction"])})
-            scatter.append({"variant": variant, "dialogue_id": r["dialogue_id"], "human_words": round(human, 2),
+            scatter.append({"variant": variant, "dialogue_id": r["dialogue_id"], "human_words": rounded(human, 2),
                             "predicted_words": word_count(r["prediction"])})
     return pd.DataFrame(box), pd.DataFrame(scatter)
 
@@ -75,13 +91,20 @@ def flag_shares(flags: Mapping[str, list[dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["variant", "flag", "count", "share"])
 
 
+def error_summary(shares: pd.DataFrame) -> dict:
+    """variant → flag → count and share, for metrics/errors.json."""
+    return {v: {row.flag: {"count": int(row.count), "share": rounded(float(row.share))}
+                for row in shares[shares.variant == v].itertuples()}
+            for v in dict.fromkeys(shares.variant)}
+
+
 def worst_examples(records: Sequence[dict], flags: Sequence[dict], dialogues: Mapping[str, str],
                    n: int) -> pd.DataFrame:
     """The ``n`` lowest ROUGE-L examples with their dialogue, prediction, references and flags."""
     by_id = {f["dialogue_id"]: f for f in flags}
     worst = sorted(records, key=lambda r: (r["scores"]["per_reference"]["rougeL"], r["dialogue_id"]))[:n]
     return pd.DataFrame([{
-        "dialogue_id": r["dialogue_id"], "rougeL": round(r["scores"]["per_reference"]["rougeL"], 4),
+        "dialogue_id": r["dialogue_id"], "rougeL": rounded(r["scores"]["per_reference"]["rougeL"], 4),
         "flags": ",".join(f for f in FLAGS if by_id[r["dialogue_id"]][f]), "prediction": r["prediction"],
         "references": " || ".join(r["references"]), "dialogue": dialogues[r["dialogue_id"]],
     } for r in worst])
@@ -124,3 +147,65 @@ def results_markdown(evals: Mapping[str, dict], comparison: Mapping[str, dict], 
     lines += ["", "Figures: `plots/*.png` (numbers behind each in `plots/data/`). Worst examples per variant: "
               "`data/report/worst/<variant>.csv` (DVC output: it quotes the dataset, so it stays out of git).", ""]
     return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------------------------------------
+# The whole report
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where the report reads (the pipeline's outputs) and writes; the report stage fills it from dvc.yaml."""
+
+    metrics_dir: Path  # metrics/: models/base.json, baseline.json, eval/*.json, train/*.json, ppo.json
+    predictions: Path  # <variant>.jsonl per variant
+    test: Path  # the prepared test split (dialogue text for the error analysis)
+    dvclive: Path  # <method>/plots/metrics/{loss,eval/loss}.tsv
+    plots: Path  # PNGs here, the CSV behind each in plots/data
+    worst: Path  # <variant>.csv: the worst examples (they quote the dataset)
+    table: Path  # the markdown results table
+    errors: Path  # error-category counts and shares (JSON)
+
+
+TINY_NOTE = "Scores of tiny random models: meaningless, they only show the pipeline works"
+
+
+def write_report(paths: ReportPaths, params: ReportParams) -> None:
+    """Figures (PNG + CSV), the error analysis and the results table, from the metrics and prediction files."""
+    m, out, data = paths.metrics_dir, paths.plots, paths.plots / "data"
+    tiny = read_json(m / "models/base.json")["source"] == "tiny-random"
+    note = plots.SUBTITLE if tiny else None
+
+    evals = {v: read_json(m / f"eval/{v}.json") for v in VARIANTS}
+    comparison = read_json(m / "eval/comparison.json")
+    training = {v: read_json(m / f"train/{v}.json") for v in (*METHODS, "ppo")}
+    records = {v: read_jsonl(paths.predictions / f"{v}.jsonl") for v in VARIANTS}
+    dialogues = {r["dialogue_id"]: r["dialogue"] for r in read_jsonl(paths.test)}
+
+    plots.rouge_by_variant(rouge_table(evals), out / "rouge_by_variant.png", data / "rouge_by_variant.csv", note)
+    plots.baseline_heatmap(baseline_table(read_json(m / "baseline.json")), out / "baseline_heatmap.png",
+                           data / "baseline_heatmap.csv", "ROUGE-L (per_reference)", note)
+    curves = {method: {
+        split: read_tsv_curve((paths.dvclive / method / "plots/metrics" / tsv).read_text(encoding="utf-8"), "loss")
+        for split, tsv in (("train", "loss.tsv"), ("validation", "eval/loss.tsv"))
+    } for method in METHODS}
+    plots.loss_curves(loss_table(curves), out / "loss_curves.png", data / "loss_curves.csv", note)
+    detox = read_json(m / "ppo.json")
+    plots.toxicity_before_after(toxicity_table(records, detox["before"]["variant"], detox["after"]["variant"]),
+                                out / "toxicity_before_after.png", data / "toxicity_before_after.csv", note)
+    box, scatter = length_tables(records)
+    plots.length_box(box, out / "length_box.png", data / "length_box.csv", note)
+    plots.length_scatter(scatter, out / "length_scatter.png", data / "length_scatter.csv", note)
+
+    thresholds = Thresholds(min_words=params.min_words, max_length_ratio=params.max_length_ratio,
+                            missing_info=params.missing_info)
+    flags = {v: flag_records(records[v], dialogues, thresholds) for v in VARIANTS}
+    shares = flag_shares(flags)
+    plots.error_categories(shares, out / "error_categories.png", data / "error_categories.csv", note)
+    write_json(paths.errors, error_summary(shares))
+    for v in VARIANTS:
+        table = worst_examples(records[v], flags[v], dialogues, params.worst_examples)
+        atomic_write_text(paths.worst / f"{v}.csv", table.to_csv(index=False))
+    atomic_write_text(paths.table, results_markdown(evals, comparison, training, alpha=params.significance,
+                                                    note=TINY_NOTE if tiny else None))
+    log.info("wrote %s, %s and figures in %s", paths.table, paths.errors, out)

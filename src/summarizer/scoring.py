@@ -20,6 +20,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from summarizer.data import word_count
+from summarizer.io import rounded
+
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 PROTOCOLS = ("per_reference", "best_of_refs")
 # A sentence ends at . ! or ? followed by whitespace: nltk's punkt (what HF scripts use) is not available offline.
@@ -165,10 +168,6 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, weights: Sequenc
 # Everything a stage reports for one system
 
 
-def word_count(text: str) -> int:
-    return len(text.split())
-
-
 def summarize_system(scores: DialogueScores, predictions: Sequence[str], references: Sequence[Sequence[str]], *,
                      resamples: int, confidence: float, seed: int) -> dict:
     """Metrics of one system: ROUGE under both protocols with CIs, BLEU, length and empty share.
@@ -178,12 +177,11 @@ def summarize_system(scores: DialogueScores, predictions: Sequence[str], referen
     ci = dict(resamples=resamples, confidence=confidence, seed=seed)
     out: dict = {"n_dialogues": len(scores.dialogue_ids), "n_rows": int(scores.rows.sum())}
     for name in PROTOCOLS:
-        out[name] = {k: _rounded(bootstrap_ci(v, weights=scores.weights(name), **ci))
-                     for k, v in scores.protocol(name).items()}
-    out["bleu"] = round(score_bleu(predictions, references), 4)
-    out["length_words"] = _rounded(bootstrap_ci([word_count(p) for p in predictions], **ci))
-    out["empty_share"] = _rounded(bootstrap_ci([float(not p.strip()) for p in predictions], **ci))
-    return out
+        out[name] = {k: bootstrap_ci(v, weights=scores.weights(name), **ci) for k, v in scores.protocol(name).items()}
+    out["bleu"] = score_bleu(predictions, references)
+    out["length_words"] = bootstrap_ci([word_count(p) for p in predictions], **ci)
+    out["empty_share"] = bootstrap_ci([float(not p.strip()) for p in predictions], **ci)
+    return rounded(out)
 
 
 def compare_systems(a: DialogueScores, b: DialogueScores, *, resamples: int, confidence: float,
@@ -191,11 +189,7 @@ def compare_systems(a: DialogueScores, b: DialogueScores, *, resamples: int, con
     """Paired bootstrap of a − b for every ROUGE metric and protocol, on the dialogues both systems scored."""
     if a.dialogue_ids != b.dialogue_ids:
         raise ValueError("paired comparison needs both systems scored on the same dialogues, in the same order")
-    return {name: {k: _rounded(paired_bootstrap(a.protocol(name)[k], b.protocol(name)[k], weights=a.weights(name),
-                                                resamples=resamples, confidence=confidence, seed=seed))
-                   for k in ROUGE_KEYS}
-            for name in PROTOCOLS}
-
-
-def _rounded(d: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 4) for k, v in d.items()}
+    return rounded({name: {k: paired_bootstrap(a.protocol(name)[k], b.protocol(name)[k], weights=a.weights(name),
+                                               resamples=resamples, confidence=confidence, seed=seed)
+                           for k in ROUGE_KEYS}
+                    for name in PROTOCOLS})

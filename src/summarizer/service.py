@@ -20,18 +20,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from summarizer.config import Config
+from summarizer.config import VARIANTS, Params
 from summarizer.device import resolve_batch_size
 from summarizer.errors import USER_ERRORS
+from summarizer.io import rounded
 from summarizer.generation import build_generation_config, generate_batched
-from summarizer.modeling import MODEL_INFO, is_adapter, load_classifier, load_summarizer, load_tokenizer
+from summarizer.modeling import MODEL_INFO, is_adapter, load_summarizer, load_tokenizer
 from summarizer.prompts import build_prompt
 from summarizer.tokenization import fitted_prompts, token_lengths
-from summarizer.toxicity import ToxicityScorer
+from summarizer.toxicity import ToxicityScorer, load_toxicity_scorer
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("base", "full", "lora", "prompt_tuning", "ppo")
 # A speaker turn: "#Person1#: ...", "Anna: ...", "Dr. Lee: ...".
 _TURN = re.compile(r"^\s*(#[A-Za-z]+\d*#|[A-Z][\w.' -]{0,40}?)\s*:\s*\S", re.MULTILINE)
 
@@ -120,7 +120,7 @@ class Summary:
 class Summarizer:
     """Lazily loads variants from ``models_dir`` and keeps them; safe to call from several threads."""
 
-    def __init__(self, cfg: Config, models_dir: str | Path = "models", device: str = "cpu"):
+    def __init__(self, cfg: Params, models_dir: str | Path = "models", device: str = "cpu"):
         self.cfg, self.models_dir, self.device = cfg, Path(models_dir), device
         self._models: dict[str, object] = {}
         self._lock = threading.Lock()
@@ -153,10 +153,8 @@ class Summarizer:
             if self._tokenizer is None:
                 self._tokenizer = load_tokenizer(self.models_dir / "base")
             if self._scorer is None and (self.models_dir / "classifier").is_dir():
-                c = self.cfg.classifier
-                model, tok = load_classifier(self.models_dir / "classifier", device=self.device)
-                self._scorer = ToxicityScorer(model, tok, toxic_label=c.toxic_label, nontoxic_label=c.nontoxic_label,
-                                              max_tokens=c.max_tokens, batch_size=c.batch_size)
+                self._scorer = load_toxicity_scorer(self.models_dir / "classifier", self.cfg.classifier,
+                                                    device=self.device)
             return self._models[variant]
 
     def _generate(self, model, dialogues: Sequence[str], options: Options, desc: str | None = None) -> list[str]:
@@ -199,7 +197,8 @@ class Summarizer:
                 combined = "\n".join(p for p in partial if p)
             summary = self._generate(model, [combined], options)[0] if combined else ""
         toxicity = float(self._scorer.toxic_probability([summary])[0]) if self._scorer else float("nan")
-        return Summary(variant, summary, round(toxicity, 4), round(time.perf_counter() - start, 3), len(chunks), cut)
+        elapsed = time.perf_counter() - start
+        return Summary(variant, summary, rounded(toxicity, 4), rounded(elapsed, 3), len(chunks), cut)
 
 
 def user_message(err: Exception) -> str:

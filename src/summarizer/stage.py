@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from summarizer.errors import USER_ERRORS
+from summarizer.logs import setup_logging
 
 log = logging.getLogger("summarizer")
 
@@ -16,14 +17,6 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
     return p
-
-
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    # transformers/datasets are chatty at INFO; keep their warnings.
-    for noisy in ("httpx", "urllib3", "filelock", "datasets", "transformers"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def run_stage(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from summarizer.data import percentiles
+from summarizer.io import rounded
 from summarizer.prompts import build_prompt, fit_prompt
 
 
@@ -51,8 +52,8 @@ def tokenize_rows(rows: Sequence[dict], tokenizer, template: str, max_source_tok
     stats = {
         "rows": n,
         # dialogues cut (at their end, the template kept whole) to fit max_source_tokens
-        "truncated_source_share": round(sum(l > max_source_tokens for l in source_full) / n, 4),
-        "truncated_target_share": round(sum(l > max_target_tokens for l in target_full) / n, 4),
+        "truncated_source_share": rounded(sum(l > max_source_tokens for l in source_full) / n),
+        "truncated_target_share": rounded(sum(l > max_target_tokens for l in target_full) / n),
         "prompt_tokens": percentiles(source_full),
         "summary_tokens": percentiles(target_full),
     }

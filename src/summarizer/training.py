@@ -25,23 +25,27 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from datasets import Dataset
 from dvclive import Live
-from transformers import AutoModelForSeq2SeqLM, Seq2SeqTrainer, TrainerCallback
+from peft import LoraConfig, PeftModel, PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
+from transformers import (AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase,
+                          Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback)
 from transformers.integrations import DVCLiveCallback
 
-from summarizer.config import LoraConfig, MethodConfig, PromptTuningConfig, TrainingConfig
+from summarizer.config import METHODS, LoraParams, MethodParams, PromptTuningParams, TrainingParams
 from summarizer.device import Runtime
-from summarizer.io import atomic_write_text, partial_dir, publish_dir, start_partial_dir, write_json
+from summarizer.io import (LOSS_DIGITS, atomic_write_text, partial_dir, publish_dir, read_jsonl, rounded,
+                          start_partial_dir, write_json)
 from summarizer.modeling import count_parameters, load_tokenizer
 
 log = logging.getLogger(__name__)
 
-METHODS = ("full", "lora", "prompt_tuning")
 LABEL_PAD = -100  # ignored by the cross-entropy loss
 FINGERPRINT = "run-fingerprint.json"
 
 
-def wrap_model(model, method: str, hp: MethodConfig, tokenizer_path: str | Path):
+def wrap_model(model: PreTrainedModel, method: str, hp: MethodParams,
+               tokenizer_path: str | Path) -> PreTrainedModel | PeftModel:
     """The base model as the method trains it."""
     # T5's forward takes **kwargs, so transformers assumes it normalises its loss by `num_items_in_batch` itself
     # (trainer.py ~517): it then skips `loss / grad_accum` (~2105) and multiplies the loss by the number of
@@ -50,22 +54,16 @@ def wrap_model(model, method: str, hp: MethodConfig, tokenizer_path: str | Path)
     model.accepts_loss_kwargs = False
     if method == "full":
         return model
-    from peft import TaskType, get_peft_model
-
     if method == "lora":
-        assert isinstance(hp, LoraConfig)
-        from peft import LoraConfig as PeftLoraConfig
-
-        config = PeftLoraConfig(task_type=TaskType.SEQ_2_SEQ_LM, r=hp.r, lora_alpha=hp.alpha,
+        assert isinstance(hp, LoraParams)
+        config = LoraConfig(task_type=TaskType.SEQ_2_SEQ_LM, r=hp.r, lora_alpha=hp.alpha,
                                 lora_dropout=hp.dropout, target_modules=list(hp.target_modules), bias="none")
     elif method == "prompt_tuning":
-        assert isinstance(hp, PromptTuningConfig)
-        from peft import PromptTuningConfig as PeftPromptTuningConfig, PromptTuningInit
-
+        assert isinstance(hp, PromptTuningParams)
         # num_transformer_submodules=1: a soft prompt before the encoder input (Lester et al., 2021). peft's seq2seq
         # default (2) allocates a second num_virtual_tokens block that prompt tuning never uses (peft_model.py ~664,
         # ~2508): it would count as trainable without ever receiving a gradient.
-        config = PeftPromptTuningConfig(task_type=TaskType.SEQ_2_SEQ_LM, num_virtual_tokens=hp.num_virtual_tokens,
+        config = PromptTuningConfig(task_type=TaskType.SEQ_2_SEQ_LM, num_virtual_tokens=hp.num_virtual_tokens,
                                         num_transformer_submodules=1,
                                         prompt_tuning_init=PromptTuningInit.TEXT,
                                         prompt_tuning_init_text=hp.init_text,
@@ -75,9 +73,8 @@ def wrap_model(model, method: str, hp: MethodConfig, tokenizer_path: str | Path)
     return get_peft_model(model, config)
 
 
-def make_collator(tokenizer, model, runtime: Runtime):
-    from transformers import DataCollatorForSeq2Seq
-
+def make_collator(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel,
+                  runtime: Runtime) -> DataCollatorForSeq2Seq:
     # Multiples of 8 let GPU tensor cores work on whole tiles; on a CPU they would only add padding.
     return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=LABEL_PAD,
                                   pad_to_multiple_of=8 if runtime.device.startswith("cuda") else None)
@@ -87,8 +84,8 @@ def make_collator(tokenizer, model, runtime: Runtime):
 class TrainRequest:
     method: str
     lr: float
-    hp: MethodConfig
-    shared: TrainingConfig
+    hp: MethodParams
+    shared: TrainingParams
     seed: int
 
 
@@ -123,19 +120,13 @@ def last_checkpoint(checkpoint_dir: Path, expected: str) -> str | None:
     return None
 
 
-def load_features(path: str | Path):
-    from datasets import Dataset
-
-    from summarizer.io import read_jsonl
-
+def load_features(path: str | Path) -> Dataset:
     rows = read_jsonl(path)
     return Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows], "labels": [r["labels"] for r in rows],
                               "length": [len(r["input_ids"]) for r in rows]})
 
 
-def training_arguments(request: TrainRequest, runtime: Runtime, checkpoint_dir: Path):
-    from transformers import Seq2SeqTrainingArguments
-
+def training_arguments(request: TrainRequest, runtime: Runtime, checkpoint_dir: Path) -> Seq2SeqTrainingArguments:
     hp, shared = request.hp, request.shared
     per_epoch = shared.eval_steps is None
     save_per_epoch = shared.save_steps is None
@@ -245,26 +236,29 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
     trainer.accelerator.wait_for_everyone()
 
     train_losses = [h["loss"] for h in history if "loss" in h]
-    return {
+    losses = rounded({
+        "train_loss_first": train_losses[0] if train_losses else None,
+        "train_loss_last": train_losses[-1] if train_losses else None,
+        "train_loss_mean": result.training_loss,
+        "eval_loss": eval_loss,
+    }, LOSS_DIGITS)
+    return rounded({
         "method": request.method,
         "optimizer": request.hp.optimizer,
         "learning_rate": request.lr,
         "trainable_parameters": params["trainable"],
         "total_parameters": params["total"],
-        "trainable_share": round(params["trainable"] / params["total"], 6),
+        "trainable_share": params["trainable"] / params["total"],
         "steps": trainer.state.global_step,
-        "epochs": round(trainer.state.epoch or 0.0, 4),
-        "train_loss_first": round(train_losses[0], 4) if train_losses else None,
-        "train_loss_last": round(train_losses[-1], 4) if train_losses else None,
-        "train_loss_mean": round(result.training_loss, 4),
-        "eval_loss": round(eval_loss, 4),
-        "train_runtime_s": round(result.metrics.get("train_runtime", elapsed), 2),
-        "train_samples_per_s": round(result.metrics.get("train_samples_per_second", 0.0), 3),
+        "epochs": float(trainer.state.epoch or 0.0),
+        **losses,
+        "train_runtime_s": rounded(result.metrics.get("train_runtime", elapsed), 2),
+        "train_samples_per_s": rounded(result.metrics.get("train_samples_per_second", 0.0), 2),
         "resumed_from_step": resumed_step,
         "processes": args.world_size,
         "device": runtime.device,
         "precision": runtime.precision,
-    }
+    })
 
 
 def trim_curves(live_dir: Path, last_step: int) -> None:
