@@ -1,25 +1,20 @@
 """Stage finetune@<method>: train full / lora / prompt_tuning with the shared Seq2SeqTrainer function.
 
-With ``training.num_processes`` > 1 the stage re-launches itself under ``accelerate launch`` (one process per GPU,
-or several CPU processes over gloo). A single process sees only the GPU that ``device`` names.
+With ``training.num_processes`` > 1, or an accelerate config file in ``training.accelerate_config``, the stage
+re-launches itself under ``accelerate launch`` (one process per GPU, several CPU processes over gloo, or whatever
+the config file says: FSDP, DeepSpeed, several machines). A single process sees only the GPU that ``device`` names.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import subprocess
 import sys
 
-from summarizer.config import load_params
-from summarizer.config import METHODS
+from summarizer.config import METHODS, load_params
 from summarizer.device import check_num_processes, runtime_facts, select_pinned_runtime, select_runtime
 from summarizer.io import write_json
+from summarizer.launch import is_launched, rank, relaunch
 from summarizer.stage import parser, run_stage
 from summarizer.training import TrainRequest, train
-
-log = logging.getLogger("summarizer.finetune")
-
 
 def main(argv=None) -> None:
     p = parser(__doc__)
@@ -35,14 +30,13 @@ def main(argv=None) -> None:
     # (load_params checks values only, so this order holds.)
     cfg = load_params(args.params)
 
-    procs = cfg.training.num_processes
-    launched = "ACCELERATE_LAUNCHED" in os.environ or "LOCAL_RANK" in os.environ
-    if procs > 1 and not launched:
-        check_num_processes(procs, cfg.device, runtime_facts())
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(procs),
-               "--multi_gpu", sys.argv[0], *(argv or sys.argv[1:])]
-        log.info("launching %d processes: %s", procs, " ".join(cmd))
-        subprocess.run(cmd, check=True, env=os.environ | {"ACCELERATE_LAUNCHED": "1"})
+    tc = cfg.training
+    launched = is_launched()
+    if (tc.num_processes > 1 or tc.accelerate_config) and not launched:
+        if not tc.accelerate_config:  # a config file names its own processes and machines
+            check_num_processes(tc.num_processes, cfg.device, runtime_facts())
+        relaunch([sys.argv[0], *(argv or sys.argv[1:])], num_processes=tc.num_processes,
+                 config_file=tc.accelerate_config)
         return
 
     # Under accelerate each rank takes the GPU of its LOCAL_RANK (select_runtime); alone, only the chosen GPU.
@@ -52,7 +46,7 @@ def main(argv=None) -> None:
                            shared=cfg.training, seed=cfg.seed)
     summary = train(request, base_dir=args.base_model, features_dir=args.features, out_dir=args.out,
                     checkpoint_dir=args.checkpoints, live_dir=args.live, runtime=runtime)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if rank() == 0:
         write_json(args.metrics, summary)
 
 

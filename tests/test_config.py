@@ -167,3 +167,15 @@ def test_stages_without_a_model_never_import_torch():
             "assert not heavy, heavy\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_accelerate_config_must_exist_and_leave_the_gpus_to_itself(params, tmp_path):
+    params["training"]["accelerate_config"] = str(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="params.yaml: training.accelerate_config must be an existing file"):
+        parse_params(params)
+    (tmp_path / "fsdp.yaml").write_text("distributed_type: FSDP\n")
+    params["training"]["accelerate_config"] = str(tmp_path / "fsdp.yaml")
+    assert parse_params(params).training.accelerate_config == str(tmp_path / "fsdp.yaml")
+    params["device"] = "cuda:1"
+    with pytest.raises(ConfigError, match="params.yaml: training.accelerate_config must be null with device cuda:1"):
+        parse_params(params)

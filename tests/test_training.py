@@ -15,7 +15,7 @@ from helpers import ROOT, tiny_params, write_params
 from summarizer.config import parse_params
 from summarizer.device import Runtime
 from summarizer.io import read_json, read_jsonl, write_jsonl
-from summarizer.modeling import build_tiny_t5, load_tokenizer
+from summarizer.modeling import build_tiny_t5, load_summarizer, load_tokenizer
 from summarizer.training import TrainRequest, train, wrap_model
 
 CPU = Runtime("cpu", "fp32")
@@ -194,13 +194,46 @@ def test_logged_loss_equals_the_loss_computed_directly(constant_task, tmp_path, 
     assert summary["train_loss_mean"] == pytest.approx(direct, rel=0.01)
 
 
-@pytest.mark.slow  # two gloo processes, about 25 s
-def test_two_processes_log_what_one_does(constant_task, tmp_path):
-    """Two data-parallel CPU processes (gloo) through the stage's own relaunch: the loss is not multiplied by the
-    number of processes, and rank 0 alone writes the curves and the metrics."""
+class RecordCheckpointing(TrainerCallback):
+    """Whether the model the Trainer trains recomputes its activations."""
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.enabled = model.is_gradient_checkpointing
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_activation_checkpointing_is_applied_and_changes_no_number(constant_task, tmp_path, method):
+    """Checkpointing recomputes activations instead of storing them: the model must have it on, and two steps must
+    give the same losses and weights as without it (no dropout here, so both runs see identical forwards)."""
+    root, _ = constant_task
+    summaries, weights = {}, {}
+    for on in (False, True):
+        cfg = _cfg(**{method: {"max_steps": 2, "batch_size": 4, "activation_checkpointing": on}})
+        record = RecordCheckpointing()
+        summaries[on] = train(_request(cfg, method), base_dir=root / "base", features_dir=root / "features",
+                              out_dir=tmp_path / f"out{on}", checkpoint_dir=tmp_path / f"ckpt{on}",
+                              live_dir=tmp_path / f"live{on}", runtime=CPU, callbacks=[record])
+        assert record.enabled is on
+        weights[on] = load_summarizer(tmp_path / f"out{on}", root / "base" if method == "lora" else None)
+    for key in ("train_loss_first", "train_loss_last", "eval_loss"):
+        assert summaries[True][key] == pytest.approx(summaries[False][key], abs=1e-4), key
+    for (name, a), b in zip(weights[False].named_parameters(), weights[True].parameters()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+@pytest.mark.slow  # two gloo processes, about 25 s each
+@pytest.mark.parametrize("how", ["num_processes", "accelerate_config"])
+def test_two_processes_log_what_one_does(constant_task, tmp_path, how):
+    """Two data-parallel CPU processes (gloo) through the stage's own relaunch, asked for by `num_processes` or by
+    an accelerate config file: the loss is not multiplied by the number of processes, and rank 0 alone writes the
+    curves and the metrics."""
     root, direct = constant_task
     raw = tiny_params()
-    raw["training"].update(num_processes=2, logging_steps=1)
+    if how == "num_processes":
+        raw["training"].update(num_processes=2, logging_steps=1)
+    else:  # the file says 2 processes; num_processes stays 1
+        raw["training"].update(accelerate_config=str(ROOT / "configs/accelerate/two_cpu_processes.yaml"),
+                               logging_steps=1)
     raw["full"].update(max_steps=2, batch_size=4)
     params = write_params(tmp_path / "params.yaml", raw)
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "ACCELERATE_LAUNCHED")}

@@ -68,6 +68,10 @@ def _data_source(v: str) -> str | None:
     return None if Path(v).is_dir() or is_hub_id(v) else "be an existing folder or a Hub dataset id like owner/name"
 
 
+def _existing_file(v: str | None) -> str | None:
+    return None if v is None or Path(v).is_file() else "be an existing file (or null)"
+
+
 def _positive_or_auto(v: Any) -> str | None:
     return None if v == "auto" or (isinstance(v, int) and v > 0) else "be a positive integer or auto"
 
@@ -231,6 +235,7 @@ class MethodParams:
     max_steps: int | None = checked(_gt(0))  # overrides epochs when set
     warmup_ratio: float = checked(_fraction)
     weight_decay: float = checked(_ge(0))
+    activation_checkpointing: bool = field()  # recompute activations in the backward pass (memory for time)
 
 
 @dataclass(frozen=True)
@@ -265,6 +270,7 @@ class TrainingParams:
     group_by_length: bool = field()
     eval_batch_size: int = checked(_gt(0))
     num_processes: int = checked(_gt(0))
+    accelerate_config: str | None = checked(_existing_file)  # passed to `accelerate launch --config_file`
 
 
 @dataclass(frozen=True)
@@ -339,6 +345,10 @@ class Params:
             raise ConfigError(f"params.yaml: training.num_processes must be 1 with device {self.device} (several "
                               f"processes take one GPU each: use device cuda or auto), got "
                               f"{self.training.num_processes}")
+        if self.training.accelerate_config and re.fullmatch(r"cuda:\d+", self.device):
+            raise ConfigError(f"params.yaml: training.accelerate_config must be null with device {self.device} (the "
+                              f"config file chooses the GPUs: use device cuda or auto), got "
+                              f"{self.training.accelerate_config}")
         if self.generation.min_new_tokens > self.generation.max_new_tokens:
             raise ConfigError(f"params.yaml: generation.min_new_tokens must be <= generation.max_new_tokens, got "
                               f"{self.generation.min_new_tokens} > {self.generation.max_new_tokens}")

@@ -142,6 +142,10 @@ def training_arguments(request: TrainRequest, runtime: Runtime, checkpoint_dir: 
         max_steps=hp.max_steps or -1,
         warmup_steps=hp.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps in transformers 5
         weight_decay=hp.weight_decay,
+        # The Trainer calls the model's activation_checkpointing_enable (trainer.py ~1503), with use_reentrant=False
+        # by default (modeling_utils.py ~3149): that recomputation also reaches PEFT adapters whose input
+        # embeddings are frozen, so no enable_input_require_grads is needed. T5 turns its KV cache off meanwhile.
+        activation_checkpointing=hp.activation_checkpointing,
         eval_strategy="epoch" if per_epoch else "steps",
         eval_steps=None if per_epoch else shared.eval_steps,
         save_strategy="epoch" if save_per_epoch else "steps",
