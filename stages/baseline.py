@@ -1,4 +1,8 @@
-"""Stage baseline: the base model with every prompting strategy × generation setting, scored on the test split."""
+"""Stage baseline: the base model with every prompting strategy × generation setting, scored on the test split.
+
+With ``generation.num_processes`` > 1 the stage relaunches itself under ``accelerate launch``: every process
+generates a share of each setting's dialogues, and rank 0 alone scores and writes.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from summarizer.config import load_params
 from summarizer.data import sample_dialogues
 from summarizer.device import resolve_batch_size, select_runtime
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues
-from summarizer.generation import build_generation_config, generate_batched
+from summarizer.generation import build_generation_config, generate_sharded
 from summarizer.io import read_jsonl, write_json, write_jsonl
+from summarizer.launch import rank, relaunch_if_asked
 from summarizer.modeling import load_summarizer, load_tokenizer
 from summarizer.prompts import ExamplePool, strategy_prompts
 from summarizer.stage import parser, run_stage
@@ -27,6 +32,9 @@ def main(argv=None) -> None:
     p.add_argument("--metrics", required=True)
     args = p.parse_args(argv)
     cfg = load_params(args.params)
+    if relaunch_if_asked(argv, num_processes=cfg.generation.num_processes, config_file=None, device=cfg.device,
+                         key="generation.num_processes"):
+        return
     runtime = select_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
     test = sample_dialogues(read_jsonl(Path(args.data) / "test.jsonl"), cfg.baseline.max_dialogues, cfg.seed)
     dialogues = to_dialogues(test)
@@ -49,9 +57,11 @@ def main(argv=None) -> None:
         metrics[strategy] = {"prompts": prompt_stats}
         for setting in cfg.baseline.settings:
             gen = build_generation_config(cfg.generation, model.config, **setting.overrides())
-            preds = generate_batched(model, tokenizer, prompts, gen, batch_size=batch_size,
+            preds = generate_sharded(model, tokenizer, prompts, gen, batch_size=batch_size,
                                      max_source_tokens=pc.max_source_tokens, seed=cfg.seed,
                                      desc=f"{strategy}/{setting.name}")
+            if rank() != 0:
+                continue  # the other processes only generate
             metrics[strategy][setting.name], scores = evaluate_system(dialogues, preds, **cfg.bootstrap)
             new = prediction_records(dialogues, preds, scores, strategy=strategy, setting=setting.name)
             for record, n in zip(new, examples_used or ()):
@@ -60,8 +70,9 @@ def main(argv=None) -> None:
             r = metrics[strategy][setting.name]["per_reference"]
             log.info("%s/%s: ROUGE-1 %.4f, ROUGE-L %.4f (per_reference)", strategy, setting.name,
                      r["rouge1"]["mean"], r["rougeL"]["mean"])
-    write_jsonl(args.out, records)
-    write_json(args.metrics, metrics)
+    if rank() == 0:
+        write_jsonl(args.out, records)
+        write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":

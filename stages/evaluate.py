@@ -1,4 +1,8 @@
-"""Stage evaluate: one model variant on the test split — ROUGE (both protocols), BLEU, length and toxicity."""
+"""Stage evaluate: one model variant on the test split — ROUGE (both protocols), BLEU, length and toxicity.
+
+With ``generation.num_processes`` > 1 the stage relaunches itself under ``accelerate launch``: every process
+generates a share of the dialogues, and rank 0 alone scores and writes.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from summarizer.config import load_params
 from summarizer.data import sample_dialogues
 from summarizer.device import resolve_batch_size, select_runtime
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues, toxicity_summary
-from summarizer.generation import build_generation_config, generate_batched
+from summarizer.generation import build_generation_config, generate_sharded
 from summarizer.io import read_jsonl, write_json, write_jsonl
+from summarizer.launch import rank, relaunch_if_asked
 from summarizer.modeling import load_summarizer, load_tokenizer
 from summarizer.stage import parser, run_stage
 from summarizer.tokenization import fitted_prompts
@@ -29,17 +34,22 @@ def main(argv=None) -> None:
     p.add_argument("--metrics", required=True)
     args = p.parse_args(argv)
     cfg = load_params(args.params)
+    if relaunch_if_asked(argv, num_processes=cfg.generation.num_processes, config_file=None, device=cfg.device,
+                         key="generation.num_processes"):
+        return
     runtime = select_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
     dialogues = to_dialogues(sample_dialogues(read_jsonl(args.test), cfg.evaluate.max_dialogues, cfg.seed))
     tokenizer = load_tokenizer(args.base_model)
     model = load_summarizer(args.model, args.base_model, device=runtime.device, dtype=runtime.torch_dtype)
     prompts, prompt_tokens = fitted_prompts(tokenizer, [d.dialogue for d in dialogues], cfg.prompt.template,
                                   cfg.prompt.max_source_tokens)
-    preds = generate_batched(model, tokenizer, prompts, build_generation_config(cfg.generation, model.config),
+    preds = generate_sharded(model, tokenizer, prompts, build_generation_config(cfg.generation, model.config),
                              batch_size=resolve_batch_size(cfg.generation.batch_size, runtime.device),
                              max_source_tokens=cfg.prompt.max_source_tokens, seed=cfg.seed,
                              desc=f"evaluate {args.variant}")
     del model
+    if rank() != 0:
+        return  # the other processes only generate (generation.num_processes)
 
     metrics, scores = evaluate_system(dialogues, preds, **cfg.bootstrap)
     scorer = load_toxicity_scorer(args.classifier, cfg.classifier, device=runtime.device)

@@ -7,14 +7,13 @@ the config file says: FSDP, DeepSpeed, several machines). A single process sees 
 
 from __future__ import annotations
 
-import sys
-
 from summarizer.config import METHODS, load_params
-from summarizer.device import check_num_processes, runtime_facts, select_pinned_runtime, select_runtime
+from summarizer.device import select_pinned_runtime, select_runtime
 from summarizer.io import write_json
-from summarizer.launch import is_launched, rank, relaunch
+from summarizer.launch import is_launched, rank, relaunch_if_asked
 from summarizer.stage import parser, run_stage
 from summarizer.training import TrainRequest, train
+
 
 def main(argv=None) -> None:
     p = parser(__doc__)
@@ -32,11 +31,8 @@ def main(argv=None) -> None:
 
     tc = cfg.training
     launched = is_launched()
-    if (tc.num_processes > 1 or tc.accelerate_config) and not launched:
-        if not tc.accelerate_config:  # a config file names its own processes and machines
-            check_num_processes(tc.num_processes, cfg.device, runtime_facts())
-        relaunch([sys.argv[0], *(argv or sys.argv[1:])], num_processes=tc.num_processes,
-                 config_file=tc.accelerate_config)
+    if relaunch_if_asked(argv, num_processes=tc.num_processes, config_file=tc.accelerate_config, device=cfg.device,
+                         key="training.num_processes"):
         return
 
     # Under accelerate each rank takes the GPU of its LOCAL_RANK (select_runtime); alone, only the chosen GPU.

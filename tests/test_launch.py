@@ -32,7 +32,7 @@ def test_finetune_relaunches_with_the_params_config(tmp_path, monkeypatch, procs
     raw["training"].update(num_processes=procs, accelerate_config=str(config) if config else None)
     params = write_params(tmp_path / "params.yaml", raw)
     seen = {}
-    monkeypatch.setattr(finetune, "relaunch", lambda argv, **kw: seen.update(kw, argv=argv))
+    monkeypatch.setattr("summarizer.launch.relaunch", lambda argv, **kw: seen.update(kw, argv=argv))
     monkeypatch.setattr(finetune, "train", lambda *a, **kw: seen.update(trained=True) or {})
     argv = ["--params", str(params), "--method", "lora", "--base-model", "b", "--features", "f", "--out", "o",
             "--checkpoints", "c", "--live", "l", "--metrics", str(tmp_path / "m.json")]
@@ -53,3 +53,40 @@ def test_shipped_example_configs_are_accelerate_configs():
     for f in files:
         config = ClusterConfig.from_yaml_file(f)
         assert config.num_processes >= 2, f
+
+
+def _evaluate(ws, tmp_path, name, **generation):
+    import os
+    import subprocess
+
+    from summarizer.io import read_json, read_jsonl
+
+    raw = tiny_params()
+    raw["generation"].update(generation)
+    params = write_params(tmp_path / f"{name}.yaml", raw)
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "ACCELERATE_LAUNCHED")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "stages/evaluate.py"), "--params", str(params), "--variant", "base",
+         "--model", str(ws / "models/base"), "--base-model", str(ws / "models/base"),
+         "--classifier", str(ws / "models/classifier"), "--test", str(ws / "data/prepared/test.jsonl"),
+         "--out", str(tmp_path / f"{name}.jsonl"), "--metrics", str(tmp_path / f"{name}.json")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env | {"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return read_jsonl(tmp_path / f"{name}.jsonl"), read_json(tmp_path / f"{name}.json"), proc.stderr
+
+
+@pytest.mark.slow  # three evaluate stages in subprocesses, two of them with two processes
+def test_two_process_generation_matches_one_and_sampling_repeats(tiny_workspace, tmp_path):
+    one, one_metrics, _ = _evaluate(tiny_workspace, tmp_path, "one", num_processes=1)
+    two, two_metrics, log = _evaluate(tiny_workspace, tmp_path, "two", num_processes=2)
+    # both processes generated a share: the work was really split
+    n = len(one)
+    assert f"process 0 of 2: generating {(n + 1) // 2} of {n} texts" in log
+    assert f"process 1 of 2: generating {n // 2} of {n} texts" in log
+    assert [r["prediction"] for r in two] == [r["prediction"] for r in one]  # greedy: same texts, same order
+    assert two == one and two_metrics == one_metrics
+    # sampling: the same seed and number of processes give the same texts
+    sampled = [_evaluate(tiny_workspace, tmp_path, f"sampled{i}", num_processes=2, do_sample=True,
+                         temperature=50.0)[0] for i in range(2)]
+    assert [r["prediction"] for r in sampled[0]] == [r["prediction"] for r in sampled[1]]
+    assert [r["prediction"] for r in sampled[0]] != [r["prediction"] for r in one]

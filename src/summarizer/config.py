@@ -177,6 +177,7 @@ class GenerationParams:
     top_k: int = checked(_ge(0))
     top_p: float = checked(_fraction, _gt(0))
     repetition_penalty: float = checked(_gt(0))
+    num_processes: int = checked(_gt(0))  # data-parallel generation in the baseline and evaluate stages
 
 
 STRATEGIES = ("none", "zero_shot", "zero_shot_flan", "one_shot", "few_shot")
@@ -341,10 +342,10 @@ class Params:
         if self.ppo.mini_batch_size > self.ppo.batch_size or self.ppo.batch_size % self.ppo.mini_batch_size:
             raise ConfigError(f"params.yaml: ppo.mini_batch_size must divide ppo.batch_size, got "
                               f"{self.ppo.mini_batch_size} and {self.ppo.batch_size}")
-        if self.training.num_processes > 1 and re.fullmatch(r"cuda:\d+", self.device):
-            raise ConfigError(f"params.yaml: training.num_processes must be 1 with device {self.device} (several "
-                              f"processes take one GPU each: use device cuda or auto), got "
-                              f"{self.training.num_processes}")
+        for key, procs in (("training", self.training.num_processes), ("generation", self.generation.num_processes)):
+            if procs > 1 and re.fullmatch(r"cuda:\d+", self.device):
+                raise ConfigError(f"params.yaml: {key}.num_processes must be 1 with device {self.device} (several "
+                                  f"processes take one GPU each: use device cuda or auto), got {procs}")
         if self.training.accelerate_config and re.fullmatch(r"cuda:\d+", self.device):
             raise ConfigError(f"params.yaml: training.accelerate_config must be null with device {self.device} (the "
                               f"config file chooses the GPUs: use device cuda or auto), got "

@@ -118,16 +118,17 @@ def select_pinned_runtime(requested: str, precision: str, *, deterministic: bool
         raise
 
 
-def check_num_processes(num_processes: int, device: str, facts: RuntimeFacts) -> None:
-    """``training.num_processes`` > 1 runs one process per GPU: refuse more processes than GPUs present."""
+def check_num_processes(num_processes: int, device: str, facts: RuntimeFacts,
+                        key: str = "training.num_processes") -> None:
+    """``key`` (a ``num_processes`` param) > 1 runs one process per GPU: refuse more processes than GPUs present."""
     if num_processes <= 1:
         return
     if device.startswith("cuda") or (device == "auto" and facts.cuda_count):
         if num_processes > facts.cuda_count:
-            raise DeviceError(f"training.num_processes must be <= the number of GPUs present ({facts.cuda_count}), "
+            raise DeviceError(f"{key} must be <= the number of GPUs present ({facts.cuda_count}), "
                               f"got {num_processes}")
     elif device == "mps":
-        raise DeviceError(f"training.num_processes must be 1 on MPS, got {num_processes}")
+        raise DeviceError(f"{key} must be 1 on MPS, got {num_processes}")
     # device cpu (or auto without a GPU): several CPU processes over gloo, which works anywhere
 
 

@@ -2,7 +2,8 @@
 
 Inputs are tokenized once, sorted by length (longest first, so an out-of-memory error shows at once) and batched,
 so each batch pads to similar lengths; outputs are returned in the caller's order. Greedy decoding gives the same
-text as one-at-a-time generation (tests/test_generation.py).
+text as one-at-a-time generation (tests/test_generation.py). Under ``accelerate launch``, :func:`generate_sharded`
+splits the prompts over the processes and gathers the texts back in order.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import logging
 from collections.abc import Sequence
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from summarizer.config import GenerationParams
+from summarizer.launch import is_launched
 
 log = logging.getLogger(__name__)
 
@@ -61,4 +65,34 @@ def generate_batched(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
             for i, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True)):
                 outputs[i] = text.strip()
             bar.update(len(batch))
+    return outputs  # type: ignore[return-value]
+
+
+def generate_sharded(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                     generation_config: GenerationConfig, *, batch_size: int, max_source_tokens: int,
+                     seed: int | None = None, desc: str = "generating", progress: bool = True) -> list[str]:
+    """:func:`generate_batched` over all processes of an ``accelerate launch``; every process gets every text, in
+    the prompts' order. Alone, it is :func:`generate_batched`.
+
+    The prompts are ranked by length and dealt out in turn (longest to process 0, next to process 1, ...), so each
+    process gets a similar share of long dialogues. Each generates its share in length-sorted batches as alone,
+    which is why greedy and beam outputs do not depend on the number of processes. Sampling draws from the seed
+    plus the process's rank: it repeats for a given seed and number of processes, but not across numbers of
+    processes, because which dialogue meets which random draws depends on the share and its batches.
+    """
+    if not is_launched():
+        return generate_batched(model, tokenizer, prompts, generation_config, batch_size=batch_size,
+                                max_source_tokens=max_source_tokens, seed=seed, desc=desc, progress=progress)
+    state = PartialState()  # joins the process group that accelerate launch set up
+    order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))
+    mine = order[state.process_index::state.num_processes]
+    log.info("process %d of %d: generating %d of %d texts", state.process_index, state.num_processes, len(mine),
+             len(prompts))
+    texts = generate_batched(model, tokenizer, [prompts[i] for i in mine], generation_config, batch_size=batch_size,
+                             max_source_tokens=max_source_tokens,
+                             seed=None if seed is None else seed + state.process_index,
+                             desc=desc, progress=progress and state.is_main_process)
+    outputs: list[str | None] = [None] * len(prompts)
+    for i, text in gather_object(list(zip(mine, texts))):  # all_gather_object: every rank gets every pair
+        outputs[i] = text
     return outputs  # type: ignore[return-value]

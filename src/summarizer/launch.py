@@ -13,6 +13,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from summarizer.device import check_num_processes, runtime_facts
+
 log = logging.getLogger(__name__)
 
 # Set in the relaunched processes, so that they run the stage instead of launching again.
@@ -44,6 +46,19 @@ def relaunch(script_argv: Sequence[str], *, num_processes: int, config_file: str
     cmd = launch_command(script_argv, num_processes=num_processes, config_file=config_file)
     log.info("launching: %s", " ".join(cmd))
     subprocess.run(cmd, check=True, env=os.environ | {LAUNCHED: "1"})
+
+
+def relaunch_if_asked(argv: Sequence[str] | None, *, num_processes: int, config_file: str | None, device: str,
+                      key: str) -> bool:
+    """In a stage's main(): relaunch it under ``accelerate launch`` when ``num_processes`` > 1 or a config file is
+    given, unless this already is a launched process. True when it did (the stage's work is then done)."""
+    if is_launched() or (num_processes <= 1 and not config_file):
+        return False
+    if not config_file:  # a config file names its own processes and machines
+        check_num_processes(num_processes, device, runtime_facts(), key)
+    relaunch([sys.argv[0], *(sys.argv[1:] if argv is None else argv)], num_processes=num_processes,
+             config_file=config_file)
+    return True
 
 
 def rank() -> int:

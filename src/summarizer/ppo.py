@@ -98,7 +98,7 @@ def encode_queries(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], m
 
 
 def generate_responses(trainer: PPOTrainer, queries: Sequence[torch.Tensor], *, max_new_tokens: int,
-                       batch_size: int, top_k: int, top_p: float) -> list[torch.Tensor]:
+                       batch_size: int, top_k: int, top_p: float, min_new_tokens: int = 2) -> list[torch.Tensor]:
     """Sampled responses for ``trainer.step``, each starting with the decoder start token.
 
     The list path of ``PPOTrainer.generate`` pads the queries, moves them to ``trainer.current_device`` and
@@ -106,10 +106,11 @@ def generate_responses(trainer: PPOTrainer, queries: Sequence[torch.Tensor], *, 
     decoder sequence, start token first, cut after the first EOS.
     """
     tokenizer = trainer.tokenizer
-    # min_new_tokens=2: trl leaves the first generated token out of the loss and the KL, and fails on a response
+    # At least 2 new tokens: trl leaves the first generated token out of the loss and the KL, and fails on a response
     # with nothing after it (compute_rewards takes the last unmasked position).
     responses = trainer.generate(list(queries), batch_size=batch_size, return_prompt=False, do_sample=True,
-                                 top_k=top_k, top_p=top_p, max_new_tokens=max(max_new_tokens, 2), min_new_tokens=2,
+                                 top_k=top_k, top_p=top_p, max_new_tokens=max(max_new_tokens, 2),
+                                 min_new_tokens=max(min_new_tokens, 2),
                                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     start_id = trainer.model.pretrained_model.config.decoder_start_token_id
     for response in responses:
