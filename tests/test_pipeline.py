@@ -365,6 +365,30 @@ def test_exps_shows_the_columns_people_compare(demo):
     assert any(",0.0005," in row for row in rows), rows  # the lr=5e-4 experiment of the test above
 
 
+def test_two_queued_experiments_run_side_by_side(demo):
+    """The README's parallel sweep on this machine: two queued CPU experiments, `dvc queue start --jobs 2`; both
+    run at the same time and land in `dvc exp show`."""
+    work, _, _, _ = demo
+    dvc = [sys.executable, "-m", "dvc"]
+    for lr in ("3e-4", "7e-4"):
+        _run([*dvc, "exp", "run", "--queue", "-S", f"lr={lr}", "-n", f"queued-lr-{lr}"], work)
+    _run([*dvc, "queue", "start", "--jobs", "2"], work)
+    deadline, most_running = time.monotonic() + 600, 0
+    while True:
+        status = _run([*dvc, "queue", "status"], work)
+        rows = [line for line in status.splitlines() if "queued-lr-" in line]
+        most_running = max(most_running, sum(" Running " in f" {line} " for line in rows))
+        if rows and not any(word in line for line in rows for word in ("Queued", "Running")):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    assert len(rows) == 2 and all("Success" in line for line in rows), status
+    assert most_running == 2, status  # the two ran side by side, not one after the other
+    shown = _run([*dvc, "exp", "show", "--csv", "--keep", "^lr$", "--drop", ".*"], work)
+    assert "queued-lr-3e-4" in shown and "queued-lr-7e-4" in shown, shown
+    assert ",0.0003" in shown and ",0.0007" in shown, shown
+
+
 def test_interrupted_dvc_repro_resumes_with_its_whole_curve(demo):
     """Ctrl+C during `dvc repro`, then `dvc repro` again: training resumes from its last checkpoint and the loss
     curve keeps its start (DVC deletes non-persistent outputs before rerunning a stage). Runs last: it leaves the

@@ -57,17 +57,17 @@ def wrap_model(model: PreTrainedModel, method: str, hp: MethodParams,
     if method == "lora":
         assert isinstance(hp, LoraParams)
         config = LoraConfig(task_type=TaskType.SEQ_2_SEQ_LM, r=hp.r, lora_alpha=hp.alpha,
-                                lora_dropout=hp.dropout, target_modules=list(hp.target_modules), bias="none")
+                            lora_dropout=hp.dropout, target_modules=list(hp.target_modules), bias="none")
     elif method == "prompt_tuning":
         assert isinstance(hp, PromptTuningParams)
         # num_transformer_submodules=1: a soft prompt before the encoder input (Lester et al., 2021). peft's seq2seq
         # default (2) allocates a second num_virtual_tokens block that prompt tuning never uses (peft_model.py ~664,
         # ~2508): it would count as trainable without ever receiving a gradient.
         config = PromptTuningConfig(task_type=TaskType.SEQ_2_SEQ_LM, num_virtual_tokens=hp.num_virtual_tokens,
-                                        num_transformer_submodules=1,
-                                        prompt_tuning_init=PromptTuningInit.TEXT,
-                                        prompt_tuning_init_text=hp.init_text,
-                                        tokenizer_name_or_path=str(tokenizer_path))
+                                    num_transformer_submodules=1,
+                                    prompt_tuning_init=PromptTuningInit.TEXT,
+                                    prompt_tuning_init_text=hp.init_text,
+                                    tokenizer_name_or_path=str(tokenizer_path))
     else:
         raise ValueError(f"unknown method {method!r} (one of {', '.join(METHODS)})")
     return get_peft_model(model, config)
