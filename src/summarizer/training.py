@@ -29,7 +29,7 @@ from datasets import Dataset
 from dvclive import Live
 from peft import LoraConfig, PeftModel, PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
 from transformers import (AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase,
-                          Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback)
+                          Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback, set_seed)
 from transformers.integrations import DVCLiveCallback
 
 from summarizer.config import METHODS, LoraParams, MethodParams, PromptTuningParams, TrainingParams
@@ -182,6 +182,9 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
     # fp32 master weights whatever the checkpoint's dtype: transformers 5 loads dtype="auto", so a bf16 checkpoint
     # would otherwise train in pure bf16. Mixed precision (bf16/fp16 params) is applied by the Trainer's autocast.
     model = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), dtype=torch.float32, use_safetensors=True)
+    # The adapter's random initialisation (LoRA's A) draws from torch's generator before the Trainer seeds it:
+    # seeded here, the same seed gives the same adapter whatever ran before in the process.
+    set_seed(request.seed)
     model = wrap_model(model, request.method, request.hp, base_dir)
     params = count_parameters(model)
     log.info("%s: %s of %s parameters trainable (%.2f%%)", request.method, f"{params['trainable']:,}",
