@@ -83,7 +83,9 @@ def generate_sharded(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     if not is_launched():
         return generate_batched(model, tokenizer, prompts, generation_config, batch_size=batch_size,
                                 max_source_tokens=max_source_tokens, seed=seed, desc=desc, progress=progress)
-    state = PartialState()  # joins the process group that accelerate launch set up
+    # Joins the process group that accelerate launch set up. cpu=True is what makes accelerate see several CPU
+    # processes (gloo) rather than one process each (state.py, _prepare_backend), as the Trainer's use_cpu does.
+    state = PartialState(cpu=next(model.parameters()).device.type == "cpu")
     order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))
     mine = order[state.process_index::state.num_processes]
     log.info("process %d of %d: generating %d of %d texts", state.process_index, state.num_processes, len(mine),
