@@ -1,14 +1,15 @@
 """Memory: peak memory of LoRA against full fine-tuning, with and without activation checkpointing.
 
 FLAN-T5-base's architecture with random weights (no Hub here), fp32 weights, AdamW, batch 8 (the default
-`full.batch_size`) of DialogSum prompts cut and padded to 256 tokens with their summaries as labels; one optimizer
-step per run (AdamW allocates its states in the first step, so the peak is reached there), each run in a fresh
-process so that one run's memory cannot hide in another's. LoRA is the project's (`lora.*` params: r=32 on q, v),
+`full.batch_size`) of DialogSum prompts cut and padded to 256 tokens with their summaries (64 tokens) as labels;
+two optimizer steps per run (AdamW allocates its states at the end of the first, so the second step's backward,
+with weights, states, gradients and activations all alive, is the peak), each run in a fresh process so that one
+run's memory cannot hide in another's. LoRA is the project's (`lora.*` params: r=32 on q, v),
 built by the same `wrap_model` and checkpointed the way the Trainer does it (`activation_checkpointing_enable`,
 non-reentrant). Peak memory is the process's peak resident set size (this machine has no GPU), which includes
 ~0.5 GB of Python and torch.
 
-    python benchmarks/memory.py [--data ../shared/data/dialogsum] [--batch-size 8] [--tokens 256] [--steps 1]
+    python benchmarks/memory.py [--data ../shared/data/dialogsum] [--batch-size 8] [--tokens 256] [--steps 2]
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def main(argv=None) -> dict | None:
     p = parser(__doc__)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--tokens", type=int, default=256, help="input tokens per example (padded)")
-    p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--steps", type=int, default=2)
     p.add_argument("--run", help="(internal) METHOD:CHECKPOINTING, one run in this process")
     args = p.parse_args(argv)
     if args.run:

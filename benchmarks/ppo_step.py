@@ -71,6 +71,7 @@ def main(argv=None) -> dict:
         for name in ("course", "batched"):
             torch.manual_seed(cfg.seed)
             trainer = make_trainer(load_policy(base, adapter), tokenizer, pc, cpu, cfg.seed)
+            trainer.generate(queries[0], max_new_tokens=2, pad_token_id=tokenizer.pad_token_id)  # warm-up, untimed
             times[name] = one_step(name, trainer, queries, args.new_tokens, pc)
     (g_course, s_course), (g_ours, s_ours) = times["course"], times["batched"]
     step_ratio = (g_course + s_course) / (g_ours + s_ours)
