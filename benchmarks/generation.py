@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import json
 import time
-from pathlib import Path
 
 import torch
 
@@ -24,9 +23,8 @@ from summarizer.data import load_local_splits
 from summarizer.modeling import train_t5_tokenizer
 from summarizer.prompts import build_prompt
 
-from benchmarks_common import flan_t5_small_random
+from benchmarks_common import DATA, ROOT, flan_t5_small_random
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_at_a_time(model, tokenizer, prompts, generation_config, max_source_tokens):
@@ -42,7 +40,7 @@ def one_at_a_time(model, tokenizer, prompts, generation_config, max_source_token
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(ROOT.parent / "shared/data/dialogsum"), help="a DialogSum-layout folder")
+    p.add_argument("--data", default=str(DATA), help="a DialogSum-layout folder")
     p.add_argument("--n", type=int, default=64, help="test dialogues")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--new-tokens", type=int, default=64)

@@ -14,7 +14,6 @@ import argparse
 import json
 import random
 import time
-from pathlib import Path
 
 import torch
 
@@ -25,9 +24,8 @@ from summarizer.modeling import train_t5_tokenizer
 from summarizer.tokenization import tokenize_rows
 from summarizer.training import LABEL_PAD, make_collator
 
-from benchmarks_common import flan_t5_small_random  # the generation benchmark times the same model
+from benchmarks_common import DATA, ROOT, flan_t5_small_random
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def batches_dynamic(features, tokenizer, model, batch_size, steps, seed):
@@ -79,7 +77,7 @@ def time_training(model_factory, batches):
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(ROOT.parent / "shared/data/dialogsum"))
+    p.add_argument("--data", default=str(DATA))
     p.add_argument("--sample", type=int, default=2000, help="train rows to draw batches from")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=8)
