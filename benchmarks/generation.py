@@ -26,7 +26,6 @@ from summarizer.prompts import build_prompt
 from benchmarks_common import DATA, ROOT, flan_t5_small_random
 
 
-
 def one_at_a_time(model, tokenizer, prompts, generation_config, max_source_tokens):
     """The course labs' loop: tokenize, generate and decode each dialogue on its own."""
     out = []

@@ -27,7 +27,6 @@ from summarizer.training import LABEL_PAD, make_collator
 from benchmarks_common import DATA, ROOT, flan_t5_small_random
 
 
-
 def batches_dynamic(features, tokenizer, model, batch_size, steps, seed):
     """Length-grouped batches (transformers' sampler, as the Trainer uses it), each padded to its longest row."""
     from transformers.trainer_pt_utils import LengthGroupedSampler

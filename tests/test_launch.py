@@ -80,11 +80,11 @@ def test_two_process_generation_matches_one_and_sampling_repeats(tiny_workspace,
     # The tiny base model, re-initialised at 10x the weight scale: its greedy summaries differ from dialogue to
     # dialogue (at the usual scale they are nearly all the same text), so texts put back in the wrong order show.
     import torch
-    from transformers import AutoModelForSeq2SeqLM
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
     from summarizer.modeling import load_tokenizer
 
-    config = AutoModelForSeq2SeqLM.from_pretrained(tiny_workspace / "models/base").config
+    config = AutoConfig.from_pretrained(tiny_workspace / "models/base")
     config.initializer_factor = 10.0
     torch.manual_seed(0)
     varied = tmp_path / "varied"

@@ -29,9 +29,13 @@ def _run_demo(work):
     return proc
 
 
+def _dvc_env():
+    """This interpreter's environment for `dvc` and the stage commands it runs, offline."""
+    return with_this_python(os.environ | {"HF_HUB_OFFLINE": "1"})
+
+
 def _run(cmd, cwd, **kwargs):
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env=with_this_python(os.environ | {"HF_HUB_OFFLINE": "1"}), **kwargs)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, env=_dvc_env(), **kwargs)
     assert proc.returncode == 0, f"{cmd}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
     return proc.stdout
 
@@ -391,8 +395,7 @@ def test_two_queued_experiments_run_at_once_with_two_jobs(demo):
     # when they exit, after both experiments are done.
     with open(work.parent / "queue-start.log", "w") as log:
         started = subprocess.run([*dvc, "queue", "start", "--jobs", "2"], cwd=work, stdout=log,
-                                 stderr=subprocess.STDOUT, timeout=60,
-                                 env=with_this_python(os.environ | {"HF_HUB_OFFLINE": "1"}))
+                                 stderr=subprocess.STDOUT, timeout=60, env=_dvc_env())
     assert started.returncode == 0, (work.parent / "queue-start.log").read_text()
     deadline = time.monotonic() + 600
     most_at_once, next_status = 0, 0.0
