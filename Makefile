@@ -2,7 +2,7 @@
 PYTHON ?= python
 DATA ?=
 
-.PHONY: setup lint test test-all demo app exps
+.PHONY: setup lint test test-all demo laptop app exps
 
 setup:  ## install into the current Python environment (torch first: it pins the CPU/CUDA build)
 	$(PYTHON) -m pip install torch==2.13.0
@@ -20,6 +20,11 @@ test-all:  ## every test, as CI runs them: the pipeline end to end, the browser,
 
 demo:  ## the pipeline end to end on tiny random models (meaningless scores), in .demo/
 	$(PYTHON) scripts/demo.py $(if $(DATA),--data $(DATA))
+
+# The learning profile (configs/laptop.yaml): a small T5 pretrained here, then fine-tuned, on the real DialogSum.
+LAPTOP_DATA ?= ../shared/data/dialogsum
+laptop:  ## the pipeline end to end with a small T5 that learns here (under an hour on 2 cores), in .laptop/
+	$(PYTHON) scripts/demo.py --profile laptop --data $(LAPTOP_DATA)
 
 app:  ## the chatbot on http://127.0.0.1:7860 over the models under models/ (after dvc repro or make demo)
 	$(PYTHON) -m summarizer.app $(if $(MODELS),--models $(MODELS))

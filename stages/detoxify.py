@@ -1,4 +1,4 @@
-"""Stage detoxify: PPO on the LoRA model with the toxicity classifier's non-toxic logit as reward (trl 0.11.4).
+"""Stage detoxify: PPO on the LoRA model with the toxicity classifier's logit margin (non-toxic − toxic) as reward (trl 0.11.4).
 
 The KL reference is the LoRA summarizer itself (merged into the base; PPO trains a fresh adapter on top), and the
 output is a whole model: see src/summarizer/ppo.py.
@@ -52,7 +52,8 @@ def main(argv=None) -> None:
                       seed=cfg.seed, device=runtime.device, live=live)
     runtime_s = time.perf_counter() - start
     live.end()
-    summary = run_summary(policy, history, prompts_available=len(prompts), runtime_s=runtime_s, runtime=runtime)
+    summary = run_summary(policy, history, prompts_available=len(prompts), runtime_s=runtime_s, runtime=runtime,
+                          seed=cfg.seed)
     save_policy(policy, tokenizer, args.out)
     write_json(args.metrics, summary)
 

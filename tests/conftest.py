@@ -29,8 +29,9 @@ def tiny_workspace(tmp_path_factory) -> Path:
     p = str(write_params(ws / "params.yaml", tiny_params()))
     prepare_data.main(["--params", p, "--out", str(ws / "data/prepared"), "--metrics", str(ws / "metrics/data.json")])
     train = str(ws / "data/prepared/train.jsonl")
-    base_model.main(["--params", p, "--train", train, "--out", str(ws / "models/base"),
-                     "--metrics", str(ws / "metrics/models/base.json")])
+    base_model.main(["--params", p, "--train", train, "--validation", str(ws / "data/prepared/validation.jsonl"),
+                     "--out", str(ws / "models/base"), "--work", str(ws / "checkpoints/base"),
+                     "--live", str(ws / "dvclive/pretrain"), "--metrics", str(ws / "metrics/models/base.json")])
     classifier.main(["--params", p, "--train", train, "--out", str(ws / "models/classifier"),
                      "--metrics", str(ws / "metrics/models/classifier.json")])
     tokenize_data.main(["--params", p, "--data", str(ws / "data/prepared"), "--tokenizer", str(ws / "models/base"),

@@ -158,10 +158,10 @@ def test_stage_exits_1_naming_lr(tmp_path, params):
 
 
 def test_stages_without_a_model_never_import_torch():
-    """check_params, prepare_data, compare and report read params and files only: importing what they import must
-    not start torch (seconds per stage, and a CUDA probe on a GPU machine)."""
+    """check_params, prepare_data, references, compare and report read params and files only: importing what they
+    import must not start torch (seconds per stage, and a CUDA probe on a GPU machine)."""
     code = ("import sys, runpy\n"
-            "for stage in ('check_params', 'prepare_data', 'compare', 'report'):\n"
+            "for stage in ('check_params', 'prepare_data', 'references', 'compare', 'report'):\n"
             "    runpy.run_path(f'stages/{stage}.py', run_name='not_main')\n"
             "heavy = sorted(m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules)\n"
             "assert not heavy, heavy\n")

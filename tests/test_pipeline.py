@@ -96,8 +96,8 @@ def test_results_shared_through_a_remote(demo, tmp_path):
         assert (clone / path).read_bytes() == (work / path).read_bytes()
 
 
-FIGURES = ("rouge_by_variant", "baseline_heatmap", "loss_curves", "toxicity_before_after", "length_box",
-           "length_scatter", "error_categories")
+FIGURES = ("rouge_by_variant", "rouge_vs_references", "baseline_heatmap", "loss_curves", "toxicity_before_after",
+           "length_box", "length_scatter", "error_categories")
 
 
 # The only fields of metrics/ that may differ between runs: two JSON keys, and the results table's column.
@@ -281,9 +281,19 @@ def test_every_variant_is_evaluated_and_compared(demo):
     for variant in ("base", "full", "lora", "prompt_tuning", "ppo"):
         assert read_json(work / f"metrics/eval/{variant}.json")["variant"] == variant
     comparison = read_json(work / "metrics/eval/comparison.json")
-    assert comparison["reference"] == "base"
-    assert set(comparison) == {"reference", "full", "lora", "prompt_tuning", "ppo"}
-    assert comparison["full"]["per_reference"]["rouge1"]["p_value"] <= 1
+    assert set(comparison) == {"vs_base", "vs_lead", "vs_constant"}
+    assert comparison["vs_base"]["reference"] == "base"
+    assert set(comparison["vs_base"]) == {"reference", "full", "lora", "prompt_tuning", "ppo"}
+    assert comparison["vs_base"]["full"]["per_reference"]["rouge1"]["p_value"] <= 1
+    # every variant, base included, against the baselines made without a model
+    assert set(comparison["vs_lead"]) == {"reference", "base", "full", "lora", "prompt_tuning", "ppo"}
+    references = read_json(work / "metrics/eval/references.json")
+    assert set(references) == {"lead", "longest", "constant", "oracle"}
+    assert references["oracle"]["uses_references"] is True
+    assert references["oracle"]["per_reference"]["rouge1"]["mean"] >= references["lead"]["per_reference"]["rouge1"][
+        "mean"]
+    base = read_json(work / "metrics/eval/base.json")
+    assert references["lead"]["n_dialogues"] == base["n_dialogues"]  # the same test dialogues
 
 
 def test_ppo_before_after(demo):
@@ -340,6 +350,8 @@ def test_report_figures_table_and_errors(demo):
     for variant in ("base", "full", "lora", "prompt_tuning", "ppo"):
         assert f"| {variant} |" in table
         assert (work / f"data/report/worst/{variant}.csv").exists()
+    for reference in ("Lead-3", "Longest-3", "constant", "oracle (uses the references)"):
+        assert f"| {reference} |" in table
     errors = read_json(work / "metrics/errors.json")
     assert set(errors["base"]) == {"empty", "length_issue", "missing_key_info", "hallucinated_entity",
                                    "speaker_confusion"}

@@ -128,11 +128,36 @@ class TinyT5Params:
     initializer_factor: float = checked(_gt(0))
 
 
+OPTIMIZERS = ("adamw_torch", "adafactor")  # transformers' `optim` names
+PRETRAIN_OBJECTIVES = ("span_corruption", "topic")
+
+
+@dataclass(frozen=True)
+class PretrainParams:
+    """Pretraining of the small T5 built here (model.name pretrain-small-t5): objectives that are not
+    summarization, and their schedule."""
+
+    objectives: tuple[Literal[PRETRAIN_OBJECTIVES], ...] = checked(_non_empty)  # type: ignore[valid-type]
+    noise_density: float = checked(_fraction, _gt(0))  # span corruption: share of tokens masked
+    mean_span_length: float = checked(_ge(1))
+    topic_template: str = checked(_template)  # the topic task's instruction
+    optimizer: Literal[OPTIMIZERS] = field()  # type: ignore[valid-type]
+    lr: float = checked(_gt(0))
+    batch_size: int = checked(_gt(0))
+    epochs: float = checked(_gt(0))
+    max_steps: int | None = checked(_gt(0))
+    warmup_ratio: float = checked(_fraction)
+    weight_decay: float = checked(_ge(0))
+    logging_steps: int = checked(_gt(0))
+    save_steps: int | None = checked(_gt(0))  # checkpoints (a rerun resumes); null = once per epoch
+
+
 @dataclass(frozen=True)
 class ModelParams:
     name: str = checked(_non_empty)
     revision: str = checked(_non_empty)
-    tiny: TinyT5Params = field()
+    tiny: TinyT5Params = field()  # the architecture of a T5 built here (tiny-random-t5, pretrain-small-t5)
+    pretrain: PretrainParams = field()
 
 
 @dataclass(frozen=True)
@@ -213,6 +238,14 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class ReferencesParams:
+    """The reference baselines made without a model (stage references)."""
+
+    k: int = checked(_gt(0))  # turns kept by Lead-k and Longest-k
+    constant_pool: int = checked(_ge(10))  # train summaries tried as the constant, and as many it is judged against
+
+
+@dataclass(frozen=True)
 class ScoringParams:
     bootstrap_resamples: int = checked(_ge(100))
     confidence: float = checked(_fraction, _gt(0))
@@ -221,8 +254,6 @@ class ScoringParams:
 # The three fine-tuning methods (each a section of params.yaml) and every variant the pipeline evaluates.
 METHODS = ("full", "lora", "prompt_tuning")
 VARIANTS = ("base", *METHODS, "ppo")
-
-OPTIMIZERS = ("adamw_torch", "adafactor")  # transformers' `optim` names
 
 
 @dataclass(frozen=True)
@@ -276,7 +307,7 @@ class TrainingParams:
 
 @dataclass(frozen=True)
 class PpoParams:
-    """PPO detoxification (trl 0.11.4) of the LoRA model, with the classifier's non-toxic logit as reward."""
+    """PPO detoxification (trl 0.11.4) of the LoRA model, with the classifier's logit margin (non-toxic − toxic) as reward."""
 
     lr: float = checked(_gt(0))
     steps: int = checked(_gt(0))
@@ -329,6 +360,7 @@ class Params:
     scoring: ScoringParams = field()
     baseline: BaselineParams = field()
     evaluate: EvaluateParams = field()
+    references: ReferencesParams = field()
     training: TrainingParams = field()
     full: FullParams = field()
     lora: LoraParams = field()

@@ -12,9 +12,12 @@ be loaded in its place). Models are always *saved* as safetensors, and remote co
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import logging
 import os
-from collections.abc import Iterable
+import shutil
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -35,6 +38,10 @@ TINY_T5 = "tiny-random-t5"
 TINY_ROBERTA = "tiny-random-roberta"
 # Label order of facebook/roberta-hate-speech-dynabench-r4-target, mirrored by the tiny classifier.
 CLASSIFIER_LABELS = ("nothate", "hate")
+# The offline offensive-language classifier of the alt-profanity-check package (its weights are in its wheel).
+PROFANITY_CHECK = "alt-profanity-check"
+PROFANITY_CHECK_LABELS = ("not_offensive", "offensive")
+PROFANITY_CHECK_FILES = ("vectorizer.joblib", "model.joblib")
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:
@@ -47,8 +54,10 @@ def count_parameters(model: torch.nn.Module) -> dict[str, int]:
 # Tiny random models
 
 
-def train_t5_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int) -> PreTrainedTokenizerFast:
-    """A T5-style tokenizer (<pad>=0, </s>=1, <unk>=2, </s> appended, SentencePiece-like ``▁`` word starts).
+def train_t5_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int,
+                       extra_tokens: Sequence[str] = ()) -> PreTrainedTokenizerFast:
+    """A T5-style tokenizer (<pad>=0, </s>=1, <unk>=2, then ``extra_tokens`` such as T5's ``<extra_id_N>``
+    sentinels, </s> appended, SentencePiece-like ``▁`` word starts).
 
     BPE, not T5's Unigram: the ``tokenizers`` Unigram trainer gives a different vocabulary on each run (parallel EM
     and ties broken by hash order), which changed the base model's hash and every score after it on each clean
@@ -58,13 +67,14 @@ def train_t5_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: 
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"],
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>", *extra_tokens],
                                   show_progress=False)
     tok.train_from_iterator(texts, trainer)
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
                                                        special_tokens=[("</s>", 1)])
+    # Extra tokens are special: never split, and dropped by decode(skip_special_tokens=True) like T5's sentinels.
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                                   model_max_length=model_max_length)
+                                   extra_special_tokens=list(extra_tokens), model_max_length=model_max_length)
 
 
 def train_roberta_tokenizer(texts: Iterable[str], vocab_size: int,
@@ -167,6 +177,8 @@ def materialize_classifier(name: str, revision: str, tiny: TinyRobertaParams, tr
                            max_tokens: int, toxic_label: str, nontoxic_label: str, seed: int,
                            out_dir: str | Path) -> dict:
     """Save the toxicity classifier and its tokenizer to ``out_dir``; check it has both labels params name."""
+    if name == PROFANITY_CHECK:
+        return materialize_profanity_check(toxic_label, nontoxic_label, out_dir)
     if name == TINY_ROBERTA:
         tokenizer = train_roberta_tokenizer(train_texts, tiny.vocab_size, max_tokens)
         model = build_tiny_roberta(tiny, tokenizer, max_tokens, seed)
@@ -184,6 +196,31 @@ def materialize_classifier(name: str, revision: str, tiny: TinyRobertaParams, tr
             raise ModelError(f"params.yaml: classifier.{key} must be one of the classifier's labels "
                              f"{sorted(labels)}, got {label!r} ({name})")
     return _save(model, tokenizer, name, revision, _source_of(name, TINY_ROBERTA), out_dir)
+
+
+def materialize_profanity_check(toxic_label: str, nontoxic_label: str, out_dir: str | Path) -> dict:
+    """Copy alt-profanity-check's vectorizer and SVM (joblib files inside its installed package) to ``out_dir``.
+
+    Read from the package's folder without importing it: its ``__init__`` loads both models at import time.
+    """
+    spec = importlib.util.find_spec("profanity_check")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"classifier.name {PROFANITY_CHECK} needs the alt-profanity-check package "
+                         "(pip install -r requirements.txt)")
+    data = Path(spec.submodule_search_locations[0]) / "data"
+    for key, label in (("toxic_label", toxic_label), ("nontoxic_label", nontoxic_label)):
+        if label not in PROFANITY_CHECK_LABELS:
+            raise ModelError(f"params.yaml: classifier.{key} must be one of the classifier's labels "
+                             f"{sorted(PROFANITY_CHECK_LABELS)}, got {label!r} ({PROFANITY_CHECK})")
+    info = {"name": PROFANITY_CHECK, "revision": importlib.metadata.version(PROFANITY_CHECK),
+            "source": "package", "architecture": "TfidfVectorizer + CalibratedClassifierCV(LinearSVC)",
+            "labels": list(PROFANITY_CHECK_LABELS)}
+    with atomic_dir(out_dir) as partial:
+        for name in PROFANITY_CHECK_FILES:
+            shutil.copyfile(data / name, partial / name)
+        write_json(partial / MODEL_INFO, info)
+    log.info("saved %s %s to %s", PROFANITY_CHECK, info["revision"], out_dir)
+    return info
 
 
 def _save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str, revision: str, source: str,

@@ -7,6 +7,7 @@ Every function takes a tidy ``pandas.DataFrame`` and a path stem; it writes ``<s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -35,12 +36,25 @@ def _save(fig, png: Path, data: pd.DataFrame, csv: Path, note: str | None) -> No
     atomic_write_text(csv, data.to_csv(index=False, float_format="%.6g"))
 
 
-def rouge_by_variant(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None) -> None:
+GREYS = ["#3d3d3d", "#6e6e6e", "#9e9e9e", "#c8c8c8", "#e0e0e0"]
+
+
+def _colors(variants: list[str], references: Sequence[str]) -> dict[str, str]:
+    """Models in colour, reference baselines (no model) in greys."""
+    models = [v for v in variants if v not in references]
+    refs = [v for v in variants if v in references]
+    return {**{v: PALETTE[i % len(PALETTE)] for i, v in enumerate(models)},
+            **{v: GREYS[i % len(GREYS)] for i, v in enumerate(refs)}}
+
+
+def rouge_by_variant(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None,
+                     references: Sequence[str] = ()) -> None:
     """df: variant, protocol, metric, mean, ci_low, ci_high → grouped bars with 95% CI error bars, one panel per
-    protocol."""
+    protocol; the ``references`` (baselines made without a model) hatched in grey."""
     protocols = list(dict.fromkeys(df["protocol"]))
     metrics = [m for m in ROUGE_LABELS if m in set(df["metric"]) and m != "rougeLsum"]
     variants = list(dict.fromkeys(df["variant"]))
+    colors = _colors(variants, references)
     fig, axes = plt.subplots(1, len(protocols), figsize=(6 * len(protocols), 4.2), sharey=True, squeeze=False)
     width = 0.8 / len(variants)
     for ax, protocol in zip(axes[0], protocols):
@@ -48,7 +62,8 @@ def rouge_by_variant(df: pd.DataFrame, png: Path, csv: Path, note: str | None = 
             sub = df[(df.protocol == protocol) & (df.variant == variant)].set_index("metric").reindex(metrics)
             x = np.arange(len(metrics)) + (i - (len(variants) - 1) / 2) * width
             err = np.vstack([sub["mean"] - sub["ci_low"], sub["ci_high"] - sub["mean"]])
-            ax.bar(x, sub["mean"], width, yerr=err, capsize=3, label=variant, color=PALETTE[i % len(PALETTE)])
+            ax.bar(x, sub["mean"], width, yerr=err, capsize=2, label=variant, color=colors[variant],
+                   hatch="//" if variant in references else None, edgecolor="white", linewidth=0.3)
         ax.set_xticks(np.arange(len(metrics)), [ROUGE_LABELS[m] for m in metrics])
         ax.set_title(f"protocol: {protocol}")
         ax.grid(axis="y", alpha=0.3)
@@ -56,6 +71,33 @@ def rouge_by_variant(df: pd.DataFrame, png: Path, csv: Path, note: str | None = 
     axes[0][-1].legend(title="variant", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.suptitle("ROUGE per variant on the test split")
     _save(fig, png, df, csv, note)
+
+
+def rouge_against_references(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None,
+                             references: Sequence[str] = (), metric: str = "rougeL",
+                             protocol: str = "per_reference") -> None:
+    """One horizontal bar per system (models in colour, baselines without a model in grey), best at the top, with
+    95% CIs and a line at Lead-k: what each model's score is worth."""
+    sub = df[(df.protocol == protocol) & (df.metric == metric)].sort_values("mean")
+    colors = _colors(list(dict.fromkeys(df["variant"])), references)
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(sub) + 1.4))
+    y = np.arange(len(sub))
+    err = np.vstack([sub["mean"] - sub["ci_low"], sub["ci_high"] - sub["mean"]])
+    ax.barh(y, sub["mean"], xerr=err, capsize=3, color=[colors[v] for v in sub["variant"]],
+            hatch=None, edgecolor="white")
+    for yi, (v, mean) in enumerate(zip(sub["variant"], sub["mean"])):
+        ax.text(mean + 0.004, yi + 0.18, f"{mean:.3f}", fontsize=8, va="center")
+    ax.set_yticks(y, [f"{v}  (no model)" if v in references and "uses the references" not in v else v
+                      for v in sub["variant"]])
+    lead = [v for v in sub["variant"] if v.startswith("Lead-")]
+    if lead:
+        ax.axvline(float(sub[sub.variant == lead[0]]["mean"].iloc[0]), color="#a00", linestyle="--", linewidth=1,
+                   label=f"{lead[0]}: the first turns, copied")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel(f"{ROUGE_LABELS[metric]} F1 ({protocol}, mean and 95% CI)")
+    ax.set_title(f"{ROUGE_LABELS[metric]}: every model next to baselines made without one")
+    ax.grid(axis="x", alpha=0.3)
+    _save(fig, png, sub, csv, note)
 
 
 def baseline_heatmap(df: pd.DataFrame, png: Path, csv: Path, metric_label: str, note: str | None = None) -> None:
@@ -102,7 +144,7 @@ def toxicity_before_after(df: pd.DataFrame, png: Path, csv: Path, note: str | No
         values = df[df.model == model]["toxicity"]
         ax.hist(values, bins=bins, alpha=0.55, color=PALETTE[i], label=f"{model} (mean {values.mean():.4f})")
         ax.axvline(values.mean(), color=PALETTE[i], linestyle="--")
-    ax.set_xlabel("P(toxic) from the hate-speech classifier")
+    ax.set_xlabel("P(toxic) from the classifier")
     ax.set_ylabel("test dialogues")
     ax.set_title("Toxicity of generated summaries before and after PPO")
     ax.legend(fontsize=8)

@@ -14,7 +14,8 @@ began from; the log-probs trl computes then equal the sampler's (tested). trl le
 of the loss and the KL (``start = 1`` in ``batched_forward_pass``, ~1037): a quirk of trl kept as is.
 
 Queries go through ``PPOTrainer.generate``'s list path, which pads, moves them to the model's device and batches.
-The reward of a sampled summary is the classifier's raw logit of the non-toxic label. What is saved is the LoRA
+The reward of a sampled summary is the classifier's logit margin ``logit[nontoxic] − logit[toxic]``
+(``toxicity.ToxicityScorer.reward``), monotone in the reported P(toxic). What is saved is the LoRA
 summarizer with the PPO adapter merged in: a whole model, loaded like ``full`` (the value head exists for training
 alone).
 """
@@ -39,6 +40,8 @@ from summarizer.device import Runtime, resolve_batch_size
 from summarizer.io import LOSS_DIGITS, atomic_dir, rounded
 from summarizer.modeling import count_parameters
 from summarizer.prompts import build_prompt
+from summarizer.scoring import bootstrap_ci, bootstrap_difference
+from summarizer.toxicity import REWARD
 
 log = logging.getLogger(__name__)
 
@@ -156,31 +159,48 @@ def run_ppo(trainer: PPOTrainer, prompts: Sequence[str], reward_fn: Callable[[li
             "value_loss": _finite(stats["ppo/loss/value"]),
             "response_tokens_mean": float(np.mean([len(r) - 1 for r in responses])),  # without the start token
         }
-        history.append(row)
         if live is not None:
             live.step = step + 1
             for key, value in row.items():
                 if key != "step":
                     live.log_metric(f"ppo/{key}", value)
             live.next_step()
+        row["rewards"] = [r.item() for r in rewards]  # per response, for the first- vs last-quarter comparison
+        history.append(row)
         log.info("PPO step %d: reward %.4f, KL %.4f", step + 1, row["reward_mean"], row["kl"])
     return history
 
 
 def run_summary(policy: AutoModelForSeq2SeqLMWithValueHead, history: Sequence[dict], *, prompts_available: int,
-                runtime_s: float, runtime: Runtime) -> dict:
-    """metrics/train/ppo.json: what was trained, the first and last step's reward and KL, and how long it took."""
+                runtime_s: float, runtime: Runtime, seed: int = 0) -> dict:
+    """metrics/train/ppo.json: what was trained, the first and last step's reward and KL, the reward of the first
+    against the last quarter of the steps (did PPO raise its own reward?), and how long it took."""
     params = count_parameters(policy.pretrained_model)
     return {
         "method": "ppo", "steps": len(history), "prompts_available": prompts_available,
         "trainable_parameters": params["trainable"], "total_parameters": params["total"],
+        "reward": REWARD,
         **rounded({"reward_first": history[0]["reward_mean"], "reward_last": history[-1]["reward_mean"],
-                   "kl_first": history[0]["kl"], "kl_last": history[-1]["kl"]}, LOSS_DIGITS),
+                   "kl_first": history[0]["kl"], "kl_last": history[-1]["kl"],
+                   "kl_max": max(h["kl"] for h in history)}, LOSS_DIGITS),
+        "reward_quarters": reward_quarters(history, seed=seed),
         "train_runtime_s": rounded(runtime_s, 2), "device": runtime.device,
         # fp32 weights; bf16/fp16 means autocast of the forward passes (accelerate's mixed_precision)
         "precision": runtime.precision,
         "weights_dtype": str(next(policy.parameters()).dtype).removeprefix("torch."),
     }
+
+
+def reward_quarters(history: Sequence[dict], *, resamples: int = 1000, confidence: float = 0.95,
+                    seed: int = 0) -> dict:
+    """Mean reward per response over the first and the last quarter of the steps (at least one step each), and the
+    difference last − first with a bootstrap CI over responses (the two groups are independent samples)."""
+    quarter = max(1, len(history) // 4)
+    first = [r for h in history[:quarter] for r in h["rewards"]]
+    last = [r for h in history[-quarter:] for r in h["rewards"]]
+    ci = dict(resamples=resamples, confidence=confidence, seed=seed)
+    return rounded({"steps_per_quarter": quarter, "first": bootstrap_ci(first, **ci), "last": bootstrap_ci(last, **ci),
+                    "difference": bootstrap_difference(last, first, **ci)}, LOSS_DIGITS)
 
 
 def save_policy(policy: AutoModelForSeq2SeqLMWithValueHead, tokenizer: PreTrainedTokenizerBase,

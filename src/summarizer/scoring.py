@@ -164,6 +164,21 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, weights: Sequenc
     return {"difference": observed, "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "p_value": min(p, 1.0)}
 
 
+def bootstrap_difference(a: Sequence[float], b: Sequence[float], *, resamples: int = 1000, confidence: float = 0.95,
+                         seed: int = 0) -> dict[str, float]:
+    """mean(a) − mean(b) for two *independent* samples, with a percentile bootstrap CI (each resampled on its own)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    observed = float(x.mean() - y.mean())
+    if len(x) < 2 or len(y) < 2:
+        return {"difference": observed, "ci_low": observed, "ci_high": observed}
+    rng = np.random.default_rng(seed)
+    boots = (x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1)
+             - y[rng.integers(0, len(y), size=(resamples, len(y)))].mean(axis=1))
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(boots, [alpha, 1 - alpha])
+    return {"difference": observed, "ci_low": float(low), "ci_high": float(high)}
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Everything a stage reports for one system
 
@@ -181,6 +196,8 @@ def summarize_system(scores: DialogueScores, predictions: Sequence[str], referen
     out["bleu"] = score_bleu(predictions, references)
     out["length_words"] = bootstrap_ci([word_count(p) for p in predictions], **ci)
     out["empty_share"] = bootstrap_ci([float(not p.strip()) for p in predictions], **ci)
+    # A summarizer whose output does not depend on the dialogue (one sentence for all) scores like `constant`.
+    out["distinct_share"] = len(set(predictions)) / max(len(predictions), 1)
     return rounded(out)
 
 

@@ -1,0 +1,143 @@
+"""A small T5 pretrained here, on the train dialogues, with objectives that are not summarization.
+
+The learning profile's "base" model. FLAN-T5 arrives knowing English and many instruction tasks but, as far as this
+project is concerned, no DialogSum summary; a random model knows nothing, so fine-tuning it measures training from
+scratch, and LoRA or prompt tuning (which keep the base frozen) have nothing to adapt. A model pretrained here sits in
+between: it has read the train dialogues, never a summary, so zero-shot prompting, full fine-tuning, LoRA and prompt
+tuning do to it, in miniature, what they do to FLAN-T5.
+
+Objectives (``model.pretrain.objectives``), each giving one example per train dialogue:
+- ``span_corruption``: T5's denoising (Raffel et al., 2020, §3.1.4): about ``noise_density`` of the dialogue's tokens,
+  in spans of mean length ``mean_span_length``, replaced by sentinels in the input; the target lists the spans.
+- ``topic``: DialogSum's ``topic`` field (one to three words: "job interview") as an instruction task. It teaches
+  the model to answer an instruction about a whole dialogue with a few words, not to write a summary.
+
+Training reuses the fine-tuning code (``training.train``, method ``full``): the same Trainer, loss, label padding,
+checkpoints and DVCLive curve.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from transformers import PreTrainedTokenizerBase
+
+from summarizer.config import FullParams, PretrainParams, TinyT5Params, TrainingParams
+from summarizer.device import Runtime
+from summarizer.io import write_json, write_jsonl
+from summarizer.modeling import MODEL_INFO, build_tiny_t5, count_parameters, train_t5_tokenizer
+from summarizer.prompts import build_prompt
+from summarizer.training import TrainRequest, train
+
+log = logging.getLogger(__name__)
+
+PRETRAINED_T5 = "pretrain-small-t5"
+SOURCE = "pretrained-here"
+# Sentinels <extra_id_0> ... in the tokenizer: at most this many spans per example (T5 has 100).
+NUM_SENTINELS = 64
+
+
+def sentinel_tokens(n: int = NUM_SENTINELS) -> list[str]:
+    return [f"<extra_id_{i}>" for i in range(n)]
+
+
+def _random_partition(total: int, parts: int, rng: random.Random) -> list[int]:
+    """``total`` split into ``parts`` positive integers, uniformly over the cut points."""
+    cuts = sorted(rng.sample(range(1, total), parts - 1)) if parts > 1 else []
+    bounds = [0, *cuts, total]
+    return [b - a for a, b in zip(bounds, bounds[1:])]
+
+
+def span_corruption(ids: Sequence[int], sentinels: Sequence[int], eos: int, *, noise_density: float,
+                    mean_span_length: float, rng: random.Random) -> tuple[list[int], list[int]]:
+    """T5's span corruption of one token sequence (without EOS): (input ids, target ids), both ending in EOS.
+
+    The input keeps the unmasked tokens with one sentinel per masked span; the target is each sentinel followed by
+    the span it replaced (``random_spans_noise_mask`` in T5's preprocessors, as a plain function).
+    """
+    n = len(ids)
+    if n < 2:
+        return [*ids, eos], [eos]
+    num_noise = min(max(1, round(n * noise_density)), n - 1)
+    num_spans = min(max(1, round(num_noise / mean_span_length)), len(sentinels), num_noise, n - num_noise)
+    noise_lengths = _random_partition(num_noise, num_spans, rng)
+    keep_lengths = _random_partition(n - num_noise, num_spans, rng)
+    source, target, pos = [], [], 0
+    for i, (keep, noise) in enumerate(zip(keep_lengths, noise_lengths)):
+        source += list(ids[pos:pos + keep])
+        pos += keep
+        source.append(sentinels[i])
+        target += [sentinels[i], *ids[pos:pos + noise]]
+        pos += noise
+    return source + [eos], target + [eos]
+
+
+def pretraining_features(rows: Sequence[dict], tokenizer: PreTrainedTokenizerBase, params: PretrainParams, *,
+                         max_source_tokens: int, seed: int) -> list[dict]:
+    """One example per dialogue and objective, shuffled: ``{"input_ids", "labels", "objective"}``."""
+    rng = random.Random(seed)
+    out = []
+    if "span_corruption" in params.objectives:
+        sentinels = tokenizer.convert_tokens_to_ids(sentinel_tokens())
+        # Room for the sentinels and EOS inside the input budget.
+        budget = max_source_tokens - math.ceil(max_source_tokens * params.noise_density / params.mean_span_length) - 1
+        encoded = tokenizer([r["dialogue"] for r in rows], add_special_tokens=False, truncation=True,
+                            max_length=budget)["input_ids"]
+        for ids in encoded:
+            source, target = span_corruption(ids, sentinels, tokenizer.eos_token_id,
+                                             noise_density=params.noise_density,
+                                             mean_span_length=params.mean_span_length, rng=rng)
+            out.append({"input_ids": source, "labels": target, "objective": "span_corruption"})
+    if "topic" in params.objectives:
+        prompts = [build_prompt(r["dialogue"], params.topic_template) for r in rows]
+        sources = tokenizer(prompts, truncation=True, max_length=max_source_tokens)["input_ids"]
+        targets = tokenizer(text_target=[r["topic"] for r in rows], truncation=True, max_length=32)["input_ids"]
+        out += [{"input_ids": s, "labels": t, "objective": "topic"} for s, t in zip(sources, targets)]
+    rng.shuffle(out)
+    return out
+
+
+def pretrain_small_t5(arch: TinyT5Params, params: PretrainParams, *, train_rows: Sequence[dict],
+                      validation_rows: Sequence[dict], max_source_tokens: int, seed: int, runtime: Runtime,
+                      out_dir: str | Path, work_dir: str | Path, live_dir: str | Path) -> dict:
+    """Build the tokenizer and a random T5, pretrain it on the objectives, save it to ``out_dir``; return its info.
+
+    ``work_dir`` holds the initial model, the features and the checkpoints (a rerun resumes from them).
+    """
+    work = Path(work_dir)
+    # Dialogues and topics only: the tokenizer, like the model, never sees a summary.
+    texts = [r["dialogue"] for r in train_rows] + [r["topic"] for r in train_rows]
+    tokenizer = train_t5_tokenizer(texts, arch.vocab_size, max_source_tokens, extra_tokens=sentinel_tokens())
+    model = build_tiny_t5(arch, tokenizer, seed)
+    init_dir = work / "init"
+    model.save_pretrained(init_dir, safe_serialization=True)
+    tokenizer.save_pretrained(init_dir)
+    features_dir = work / "features"
+    for split, rows in (("train", train_rows), ("validation", validation_rows)):
+        feats = pretraining_features(rows, tokenizer, params, max_source_tokens=max_source_tokens, seed=seed)
+        write_jsonl(features_dir / f"{split}.jsonl", feats)
+    hp = FullParams(optimizer=params.optimizer, batch_size=params.batch_size, grad_accum_steps=1,
+                    epochs=params.epochs, max_steps=params.max_steps, warmup_ratio=params.warmup_ratio,
+                    weight_decay=params.weight_decay, activation_checkpointing=False)
+    shared = TrainingParams(eval_steps=None, save_steps=params.save_steps, save_total_limit=1,
+                            logging_steps=params.logging_steps, group_by_length=True, eval_batch_size=32,
+                            num_processes=1, accelerate_config=None)
+    request = TrainRequest(method="full", lr=params.lr, hp=hp, shared=shared, seed=seed)
+    summary = train(request, base_dir=init_dir, features_dir=features_dir, out_dir=out_dir,
+                    checkpoint_dir=work / "checkpoints", live_dir=live_dir, runtime=runtime)
+    info = {"name": PRETRAINED_T5, "revision": None, "source": SOURCE, "architecture": type(model).__name__,
+            "parameters": count_parameters(model)["total"], "vocab_size": len(tokenizer),
+            "pretraining": {"objectives": list(params.objectives), "examples": summary["steps"] * params.batch_size,
+                            **{k: summary[k] for k in ("steps", "epochs", "learning_rate", "train_loss_first",
+                                                       "train_loss_last", "eval_loss", "train_runtime_s")}}}
+    write_json(Path(out_dir) / MODEL_INFO, info)
+    shutil.rmtree(work, ignore_errors=True)  # the initial model and the features: only the result is kept
+    log.info("pretrained %s: %s parameters, %d steps in %.0f s, validation loss %.3f", PRETRAINED_T5,
+             f"{info['parameters']:,}", summary["steps"], summary["train_runtime_s"], summary["eval_loss"])
+    return info
+

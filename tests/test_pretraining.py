@@ -1,0 +1,103 @@
+"""Pretraining the small T5 here: span corruption, the topic task, and the stage that runs them."""
+
+import random
+
+import pytest
+
+from helpers import tiny_params, write_params
+from summarizer.pretraining import NUM_SENTINELS, pretraining_features, sentinel_tokens, span_corruption
+
+SENTINELS = list(range(1000, 1000 + NUM_SENTINELS))
+EOS = 1
+
+
+def _restore(source, target):
+    """Put the spans of the target back where the sentinels of the source are."""
+    spans, current = {}, None
+    for t in target[:-1]:
+        if t in SENTINELS:
+            current = t
+            spans[current] = []
+        else:
+            spans[current].append(t)
+    out = []
+    for t in source[:-1]:
+        out += spans[t] if t in SENTINELS else [t]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_span_corruption_hides_spans_the_target_gives_back(seed):
+    ids = list(range(10, 210))
+    source, target = span_corruption(ids, SENTINELS, EOS, noise_density=0.15, mean_span_length=3.0,
+                                     rng=random.Random(seed))
+    assert source[-1] == EOS and target[-1] == EOS
+    assert _restore(source, target) == ids  # nothing lost, nothing invented, order kept
+    masked = len(target) - 1 - sum(t in SENTINELS for t in target)
+    assert masked == 30  # 15% of 200
+    spans = sum(t in SENTINELS for t in source)
+    assert spans == 10 and spans == sum(t in SENTINELS for t in target)  # 30 tokens in spans of mean length 3
+
+
+def test_span_corruption_is_seeded():
+    ids = list(range(10, 110))
+    runs = [span_corruption(ids, SENTINELS, EOS, noise_density=0.15, mean_span_length=3.0, rng=random.Random(s))
+            for s in (1, 1, 2)]
+    assert runs[0] == runs[1] != runs[2]
+
+
+def test_span_corruption_of_a_short_text():
+    source, target = span_corruption([5, 6], SENTINELS, EOS, noise_density=0.15, mean_span_length=3.0,
+                                     rng=random.Random(0))
+    assert _restore(source, target) == [5, 6] and len(target) == 3
+
+
+def test_features_hold_both_objectives_and_no_summary(params):
+    from summarizer.config import parse_params
+    from summarizer.modeling import train_t5_tokenizer
+
+    rows = [{"dialogue": f"#Person1#: I want {w} tickets.\n#Person2#: Sure, {w} tickets.", "topic": "booking",
+             "summary": "SUMMARY-TEXT never seen"} for w in ("two", "three", "four", "five")]
+    words = ["booking What is the topic of the following conversation? Topic:"]
+    tok = train_t5_tokenizer([r["dialogue"] for r in rows] + words, 200, 64, extra_tokens=sentinel_tokens())
+    assert tok.convert_tokens_to_ids("<extra_id_0>") == 3  # right after <pad>, </s>, <unk>
+    assert tok.decode(tok.convert_tokens_to_ids(["<extra_id_0>", "<extra_id_5>"]), skip_special_tokens=True) == ""
+    pre = parse_params(params).model.pretrain
+    feats = pretraining_features(rows, tok, pre, max_source_tokens=64, seed=0)
+    assert sorted(f["objective"] for f in feats) == ["span_corruption"] * 4 + ["topic"] * 4
+    for f in feats:
+        text = tok.decode(f["input_ids"] + f["labels"])
+        assert "SUMMARY" not in text
+        if f["objective"] == "topic":
+            assert tok.decode(f["labels"], skip_special_tokens=True) == "booking"
+            assert tok.decode(f["input_ids"], skip_special_tokens=True).startswith("What is the topic")
+        assert len(f["input_ids"]) <= 64
+
+
+def test_base_model_stage_pretrains_and_says_so(tmp_path):
+    """model.name pretrain-small-t5 on the sample data, a few steps: the saved base is a trained T5 whose info and
+    curve record the pretraining, and a second run gives the same weights (seeded)."""
+    from safetensors.torch import load_file
+
+    from stages import base_model, prepare_data
+    from summarizer.io import read_json
+
+    raw = tiny_params()
+    raw["model"]["name"] = "pretrain-small-t5"
+    raw["model"]["pretrain"] |= {"max_steps": 4, "batch_size": 4, "logging_steps": 1, "save_steps": None}
+    p = str(write_params(tmp_path / "params.yaml", raw))
+    prepare_data.main(["--params", p, "--out", str(tmp_path / "data"), "--metrics", str(tmp_path / "data.json")])
+    weights = []
+    for run in ("a", "b"):
+        base_model.main(["--params", p, "--train", str(tmp_path / "data/train.jsonl"),
+                         "--validation", str(tmp_path / "data/validation.jsonl"), "--out", str(tmp_path / run),
+                         "--work", str(tmp_path / f"work_{run}"), "--live", str(tmp_path / f"live_{run}"),
+                         "--metrics", str(tmp_path / f"{run}.json")])
+        weights.append(load_file(tmp_path / run / "model.safetensors"))
+    info = read_json(tmp_path / "a.json")
+    assert info["source"] == "pretrained-here" and info["pretraining"]["steps"] == 4
+    assert info["pretraining"]["objectives"] == ["span_corruption", "topic"]
+    assert (tmp_path / "live_a/plots/metrics/loss.tsv").exists()
+    assert not (tmp_path / "work_a").exists()  # features and checkpoints are removed once the model is saved
+    assert weights[0].keys() == weights[1].keys()
+    assert all((weights[0][k] == weights[1][k]).all() for k in weights[0])
