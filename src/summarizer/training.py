@@ -205,6 +205,10 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
     resumed_step = int(Path(resume).name.split("-")[-1]) if resume else 0
     if resume:
         log.info("resuming from %s", resume)
+    # The validation loss before the first step (at step 0 of the curve): the base model's own, which every method
+    # starts from (LoRA's B is zero at init; prompt tuning adds its text-initialised prompt). A resumed run has it
+    # in its curve already (trainer.py ~1655 would evaluate again at the resumed step).
+    args.eval_on_start = not resume
 
     live = None
     trainer_callbacks = list(callbacks)
@@ -243,7 +247,9 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
     trainer.accelerator.wait_for_everyone()
 
     train_losses = [h["loss"] for h in history if "loss" in h]
+    start_evals = [h["eval_loss"] for h in evals if h["step"] == 0]
     losses = rounded({
+        "eval_loss_start": start_evals[0] if start_evals else None,  # before training (None when resumed)
         "train_loss_first": train_losses[0] if train_losses else None,
         "train_loss_last": train_losses[-1] if train_losses else None,
         "train_loss_mean": result.training_loss,
