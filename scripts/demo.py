@@ -53,6 +53,14 @@ def project_files(root: Path) -> list[str]:
             if (root / f).is_file() and not f.startswith(("metrics/", "plots/", "dvclive/"))]
 
 
+def profile_params(params: dict, overrides: list[Path], data: str | None) -> dict:
+    for path in overrides:
+        params = deep_merge(params, yaml.safe_load(path.read_text()))
+    if data:
+        params["data"]["source"] = data
+    return params
+
+
 def make_workspace(root: Path, work: Path, overrides: list[Path], data: str | None) -> None:
     if work.exists():
         shutil.rmtree(work)
@@ -61,11 +69,8 @@ def make_workspace(root: Path, work: Path, overrides: list[Path], data: str | No
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / rel, dest)
     (work / "dvc.lock").unlink(missing_ok=True)  # the demo's own run starts from nothing
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    for path in overrides:
-        params = deep_merge(params, yaml.safe_load(path.read_text()))
-    if data:
-        params["data"]["source"] = str(Path(data).resolve())
+    params = profile_params(yaml.safe_load((work / "params.yaml").read_text()), overrides,
+                            str(Path(data).resolve()) if data else None)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
     # DVC needs an SCM root, and dvclive a commit to hang its run on: one local commit of the copied files.
     git = ["git", "-c", "user.name=demo", "-c", "user.email=demo@localhost", "-c", "commit.gpgsign=false"]
@@ -105,6 +110,9 @@ def main(argv=None) -> int:
                    help="demo: tiny random models (default); laptop: the learning profile (needs --data)")
     p.add_argument("--data", help="a DialogSum-layout folder to use instead of the shipped sample")
     p.add_argument("--workspace", help="where it runs (default: .demo/ or .laptop/)")
+    p.add_argument("--write-params", metavar="PATH",
+                   help="only write the profile's params (params.yaml + overrides, --data as given) to PATH: how the "
+                        "committed results are regenerated in the project itself (README)")
     args = p.parse_args(argv)
     files, folder, banner = PROFILES[args.profile]
     work = Path(args.workspace or ROOT / folder).resolve()
@@ -116,6 +124,10 @@ def main(argv=None) -> int:
     if args.profile == "laptop" and not args.data:
         sys.exit("--profile laptop learns from the real DialogSum: pass --data (e.g. ../shared/data/dialogsum); "
                  "the shipped sample's 42 dialogues are too few to learn from")
+    if args.write_params:
+        params = profile_params(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides, args.data)
+        Path(args.write_params).write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+        return 0
     print(banner, flush=True)
     make_workspace(ROOT, work, overrides, args.data)
     env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

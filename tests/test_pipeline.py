@@ -308,6 +308,10 @@ def test_ppo_before_after(demo):
     train = read_json(work / "metrics/train/ppo.json")
     assert train["steps"] == 2 and (work / "models/ppo/model.safetensors").exists()  # LoRA + PPO merged
     assert abs(train["kl_first"]) < 1e-3, "before the first update the policy is the LoRA summarizer"
+    assert train["reward"].startswith("logit margin")
+    quarters = train["reward_quarters"]
+    assert quarters["steps_per_quarter"] == 1 and quarters["difference"]["difference"] == pytest.approx(
+        quarters["last"]["mean"] - quarters["first"]["mean"], abs=2e-4)
     assert (work / "dvclive/ppo/plots/metrics/ppo/reward_mean.tsv").exists()
 
 

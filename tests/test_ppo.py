@@ -231,3 +231,16 @@ def test_mixed_precision_is_applied(base, sft_adapter, prompts):
         assert math.isfinite(history[0]["kl"])
     finally:
         AcceleratorState._reset_state(True)
+
+
+def test_reward_quarters_compare_first_and_last_steps():
+    from summarizer.ppo import reward_quarters
+
+    history = [{"rewards": [float(step)] * 4} for step in range(8)]  # rewards rise by 1 per step
+    out = reward_quarters(history, resamples=200, seed=0)
+    assert out["steps_per_quarter"] == 2
+    assert out["first"]["mean"] == pytest.approx(0.5) and out["last"]["mean"] == pytest.approx(6.5)
+    assert out["difference"]["difference"] == pytest.approx(6.0)
+    assert out["difference"]["ci_low"] > 0  # a rise the CI separates from zero
+    flat = reward_quarters([{"rewards": [1.0, -1.0]} for _ in range(4)], resamples=200, seed=0)
+    assert flat["difference"]["ci_low"] <= 0 <= flat["difference"]["ci_high"]
