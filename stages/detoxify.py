@@ -1,4 +1,4 @@
-"""Stage detoxify: PPO on the LoRA model with the toxicity classifier's logit margin (non-toxic − toxic) as reward (trl 0.11.4).
+"""Stage detoxify: PPO (trl 0.11.4) on the LoRA model, with the classifier's logit margin (non-toxic − toxic) as reward.
 
 The KL reference is the LoRA summarizer itself (merged into the base; PPO trains a fresh adapter on top), and the
 output is a whole model: see src/summarizer/ppo.py.

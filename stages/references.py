@@ -34,8 +34,8 @@ def main(argv=None) -> None:
     rc = cfg.references
     dialogues = to_dialogues(sample_dialogues(read_jsonl(Path(args.data) / "test.jsonl"), cfg.evaluate.max_dialogues,
                                               cfg.seed))
-    train_summaries = [r["summary"] for r in read_jsonl(Path(args.data) / "train.jsonl")]
-    constant, agreement = constant_summary(train_summaries, pool=rc.constant_pool, seed=cfg.seed)
+    train = read_jsonl(Path(args.data) / "train.jsonl")
+    constant, agreement = constant_summary([r["summary"] for r in train], pool=rc.constant_pool, seed=cfg.seed)
     metrics = {}
     for name in REFERENCE_SYSTEMS:
         preds = reference_summaries(name, dialogues, k=rc.k, constant=constant)
@@ -47,7 +47,9 @@ def main(argv=None) -> None:
         log.info("%s: ROUGE-1 %.4f, ROUGE-2 %.4f, ROUGE-L %.4f (per_reference)", name, r["rouge1"]["mean"],
                  r["rouge2"]["mean"], r["rougeL"]["mean"])
     metrics["lead"]["k"] = metrics["longest"]["k"] = rc.k
-    metrics["constant"]["summary"] = constant
+    # Its id, not its text: metrics/ is committed to git, and DialogSum's text stays out of it (CC BY-NC-SA). The
+    # text is in data/references/constant.jsonl.
+    metrics["constant"]["summary_id"] = next(r["id"] for r in train if r["summary"] == constant)
     metrics["constant"]["train_agreement"] = round(agreement, 6)  # mean ROUGE-1/2 against other train summaries
     write_json(args.metrics, metrics)
 

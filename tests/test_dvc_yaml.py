@@ -56,4 +56,5 @@ def test_stage_deps_are_the_modules_its_script_imports(name, stage):
 
 def test_every_stage_is_checked():
     assert {n for n, _ in _stages()} >= {"check_params", "prepare_data", "base_model", "classifier", "tokenize",
-                                           "baseline", "finetune", "detoxify", "evaluate", "references", "compare", "report"}
+                                           "baseline", "finetune", "detoxify", "evaluate", "references", "compare",
+                                           "report"}

@@ -190,3 +190,25 @@ def test_toxicity_scorer_is_built_from_the_params(tiny_workspace, params):
     assert (scorer.max_tokens, scorer.batch_size) == (c.max_tokens, c.batch_size)
     probs = scorer.toxic_probability(["Hello there.", "Thanks a lot."])
     assert probs.shape == (2,) and ((0 <= probs) & (probs <= 1)).all()
+
+
+def test_references_stage_scores_every_baseline_on_the_evaluation_dialogues(tiny_workspace, tmp_path, params):
+    from stages import references
+
+    params["evaluate"]["max_dialogues"] = 4
+    p = str(write_params(tmp_path / "params.yaml", params))
+    references.main(["--params", p, "--data", str(tiny_workspace / "data/prepared"), "--out", str(tmp_path / "refs"),
+                     "--metrics", str(tmp_path / "refs.json")])
+    metrics = read_json(tmp_path / "refs.json")
+    assert list(metrics) == ["lead", "longest", "constant", "oracle"]
+    train = {r["id"]: r["summary"] for r in read_jsonl(tiny_workspace / "data/prepared/train.jsonl")}
+    constant = read_jsonl(tmp_path / "refs/constant.jsonl")[0]["prediction"]
+    assert train[metrics["constant"]["summary_id"]] == constant  # chosen on the train split, never on test
+    assert metrics["lead"]["k"] == 3 and metrics["oracle"]["uses_references"] is True
+    for name, m in metrics.items():
+        assert m["n_dialogues"] == 4
+        records = read_jsonl(tmp_path / f"refs/{name}.jsonl")
+        assert len(records) == 4 and all(r["variant"] == name for r in records)
+    oracle, lead = (metrics[n]["best_of_refs"]["rouge1"]["mean"] for n in ("oracle", "lead"))
+    assert oracle >= lead  # the oracle reads the references
+    assert metrics["constant"]["distinct_share"] == 0.25  # one summary for the 4 dialogues

@@ -307,7 +307,8 @@ class TrainingParams:
 
 @dataclass(frozen=True)
 class PpoParams:
-    """PPO detoxification (trl 0.11.4) of the LoRA model, with the classifier's logit margin (non-toxic − toxic) as reward."""
+    """PPO detoxification (trl 0.11.4) of the LoRA model, with the classifier's logit margin (non-toxic − toxic) as
+    reward."""
 
     lr: float = checked(_gt(0))
     steps: int = checked(_gt(0))

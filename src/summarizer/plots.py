@@ -85,8 +85,8 @@ def rouge_against_references(df: pd.DataFrame, png: Path, csv: Path, note: str |
     err = np.vstack([sub["mean"] - sub["ci_low"], sub["ci_high"] - sub["mean"]])
     ax.barh(y, sub["mean"], xerr=err, capsize=3, color=[colors[v] for v in sub["variant"]],
             hatch=None, edgecolor="white")
-    for yi, (v, mean) in enumerate(zip(sub["variant"], sub["mean"])):
-        ax.text(mean + 0.004, yi + 0.18, f"{mean:.3f}", fontsize=8, va="center")
+    for yi, (mean, high) in enumerate(zip(sub["mean"], sub["ci_high"])):
+        ax.text(max(mean, high) + 0.004, yi, f"{mean:.3f}", fontsize=8, va="center")
     ax.set_yticks(y, [f"{v}  (no model)" if v in references and "uses the references" not in v else v
                       for v in sub["variant"]])
     lead = [v for v in sub["variant"] if v.startswith("Lead-")]

@@ -134,8 +134,31 @@ def _paired(comparison: Mapping[str, dict], against: str, variant: str, alpha: f
     return f"{c['difference']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] ({verdict})"
 
 
+def ppo_lines(train: Mapping, detox: Mapping, alpha: float) -> list[str]:
+    """What PPO did, in words and numbers: its own reward over its steps, the KL, and the test toxicity before and
+    after with the paired test's verdict (a drop is called significant only when the test says so)."""
+    out = []
+    q = train.get("reward_quarters")
+    if q:
+        d = q["difference"]
+        moved = "rose" if d["ci_low"] > 0 else ("fell" if d["ci_high"] < 0 else "did not move clearly")
+        out.append(f"**PPO** ({train['steps']} steps): its reward ({train.get('reward', 'classifier reward')}) on its "
+                   f"own samples {moved}: first quarter of the steps {q['first']['mean']:.3f}, last quarter "
+                   f"{q['last']['mean']:.3f} (difference {d['difference']:+.3f}, 95% CI [{d['ci_low']:+.3f}, "
+                   f"{d['ci_high']:+.3f}]); KL to the LoRA summarizer at most {train.get('kl_max', float('nan')):.3f}.")
+        out.append("")
+    t = detox["difference"]["toxicity"]
+    verdict = "significant" if t["p_value"] < alpha else "not significant"
+    out.append(f"Toxicity of the test summaries, {detox['before']['variant']} → {detox['after']['variant']}: "
+               f"{detox['before']['toxicity']['mean']['mean']:.4f} → {detox['after']['toxicity']['mean']['mean']:.4f} "
+               f"(paired difference {t['difference']:+.4f}, 95% CI [{t['ci_low']:+.4f}, {t['ci_high']:+.4f}], "
+               f"p={t['p_value']:.3f}: {verdict}, on {detox['n_dialogues']} dialogues).")
+    return out
+
+
 def results_markdown(evals: Mapping[str, dict], references: Mapping[str, dict], comparison: Mapping[str, dict],
-                     training: Mapping[str, dict], *, alpha: float, note: str | None) -> str:
+                     training: Mapping[str, dict], *, alpha: float, note: str | None,
+                     detox: Mapping | None = None) -> str:
     """One row per variant, then one per reference baseline: ROUGE with CIs (per_reference), BLEU, length, distinct
     outputs, toxicity, trainable parameters, training time, and ROUGE-L against base and Lead-k (paired bootstrap
     difference with its CI; significant when p < alpha)."""
@@ -169,7 +192,11 @@ def results_markdown(evals: Mapping[str, dict], references: Mapping[str, dict], 
     for name, m in references.items():
         lines.append(row(reference_label(name, m), m, ["–", "–", "–", "–", "reference" if name == "lead" else "–"]))
     if "constant" in references:
-        lines += ["", f"The constant summary (chosen on the train split): \"{references['constant']['summary']}\""]
+        lines += ["", f"The constant summary is the summary of train row `{references['constant']['summary_id']}`, "
+                  "chosen on the train split (its text: `data/references/constant.jsonl`; DialogSum's text stays "
+                  "out of git)."]
+    if detox is not None and "ppo" in training:
+        lines += ["", *ppo_lines(training["ppo"], detox, alpha)]
     lines += ["", "Figures: `plots/*.png` (numbers behind each in `plots/data/`). Worst examples per variant: "
               "`data/report/worst/<variant>.csv` (DVC output: it quotes the dataset, so it stays out of git).", ""]
     return "\n".join(lines)
@@ -215,6 +242,9 @@ def write_report(paths: ReportPaths, params: ReportParams) -> None:
     base_info = read_json(m / "models/base.json")
     tiny = base_info["source"] == "tiny-random"
     note = plots.SUBTITLE if tiny else None
+    if base_info["source"] == "pretrained-here":  # said on every figure, as the random models' note is
+        note = (f"a {base_info['parameters'] / 1e6:.1f} M-parameter T5 pretrained and fine-tuned here on a CPU: "
+                "not FLAN-T5")
 
     evals = {v: read_json(m / f"eval/{v}.json") for v in VARIANTS}
     references = read_json(m / "eval/references.json")
@@ -252,5 +282,6 @@ def write_report(paths: ReportPaths, params: ReportParams) -> None:
         table = worst_examples(records[v], flags[v], dialogues, params.worst_examples)
         atomic_write_text(paths.worst / f"{v}.csv", table.to_csv(index=False))
     atomic_write_text(paths.table, results_markdown(evals, references, comparison, training,
-                                                    alpha=params.significance, note=model_note(base_info)))
+                                                    alpha=params.significance, note=model_note(base_info),
+                                                    detox=detox))
     log.info("wrote %s, %s and figures in %s", paths.table, paths.errors, out)
