@@ -86,8 +86,8 @@ def test_interrupt_and_resume(tiny_workspace, tmp_path):
     assert (tmp_path / "out/adapter_model.safetensors").exists()
     assert not (tmp_path / "ckpt").exists(), "a finished run leaves only its final outputs"
     assert _steps(tmp_path / "live/plots/metrics/loss.tsv") == [1, 2, 3, 4], "the curve continues"
-    # validation at steps 2 and 4 (eval_steps=2), each once: no second point from a final evaluation
-    # step 0: the base before training, evaluated once (the resumed run does not evaluate again at its start)
+    # validation before training (step 0: the base, not evaluated again when the run resumes) and at steps 2 and 4
+    # (eval_steps=2), each once: no second point from a final evaluation
     assert _steps(tmp_path / "live/plots/metrics/eval/loss.tsv") == [0, 2, 4]
 
 
