@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from summarizer.config import ClassifierParams
-from summarizer.modeling import PROFANITY_CHECK_FILES, load_classifier
+from summarizer.modeling import PROFANITY_CHECK_FILES, PROFANITY_CHECK_LABELS, load_classifier
 
 
 class ToxicityScorer:
@@ -79,7 +79,7 @@ _PROB_FLOOR = 1e-6
 class ProfanityCheckScorer(ToxicityScorer):
     """alt-profanity-check's vectorizer and calibrated SVM, loaded from the folder the classifier stage wrote."""
 
-    LABELS = ("not_offensive", "offensive")  # its classes 0 and 1
+    LABELS = PROFANITY_CHECK_LABELS  # its classes 0 and 1
 
     def __init__(self, folder: str | Path, *, toxic_label: str, nontoxic_label: str, batch_size: int):
         folder = Path(folder)
