@@ -31,7 +31,8 @@ def main(argv=None) -> None:
         runtime = select_pinned_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
         info = pretrain_small_t5(m.tiny, m.pretrain, train_rows=train, validation_rows=read_jsonl(args.validation),
                                  max_source_tokens=cfg.prompt.max_source_tokens, seed=cfg.seed, runtime=runtime,
-                                 out_dir=args.out, work_dir=args.work, live_dir=args.live)
+                                 out_dir=args.out, work_dir=args.work, live_dir=args.live,
+                                 attention=m.attention)
     else:
         info = materialize_summarizer(m.name, m.revision, m.tiny, tokenizer_texts(train),
                                       cfg.prompt.max_source_tokens, cfg.seed, args.out)

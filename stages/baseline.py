@@ -13,10 +13,9 @@ from summarizer.config import load_params
 from summarizer.data import sample_dialogues
 from summarizer.device import resolve_batch_size, select_runtime
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues
-from summarizer.generation import build_generation_config, generate_sharded
+from summarizer.generation import generate_sharded, load_generator
 from summarizer.io import read_jsonl, write_json, write_jsonl
 from summarizer.launch import rank, relaunch_if_asked
-from summarizer.modeling import load_summarizer, load_tokenizer
 from summarizer.prompts import ExamplePool, strategy_prompts
 from summarizer.stage import parser, run_stage
 from summarizer.tokenization import token_counter
@@ -28,6 +27,7 @@ def main(argv=None) -> None:
     p = parser(__doc__)
     p.add_argument("--data", required=True, help="folder with train.jsonl (examples) and test.jsonl")
     p.add_argument("--model", required=True, help="the base model")
+    p.add_argument("--converted", required=True, help="the base model converted for CTranslate2 (stage convert)")
     p.add_argument("--out", required=True, help="per-dialogue predictions of every strategy and setting (.jsonl)")
     p.add_argument("--metrics", required=True)
     args = p.parse_args(argv)
@@ -38,15 +38,16 @@ def main(argv=None) -> None:
     runtime = select_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
     test = sample_dialogues(read_jsonl(Path(args.data) / "test.jsonl"), cfg.baseline.max_dialogues, cfg.seed)
     dialogues = to_dialogues(test)
-    tokenizer = load_tokenizer(args.model)
-    model = load_summarizer(args.model, device=runtime.device, dtype=runtime.torch_dtype)
-    count_tokens = token_counter(tokenizer)
+    generator = load_generator(args.model, None, args.converted, params=cfg.generation, device=runtime.device,
+                               dtype=runtime.torch_dtype, attention=cfg.model.attention,
+                               batch_size=resolve_batch_size(cfg.generation.batch_size, runtime.device),
+                               max_source_tokens=cfg.prompt.max_source_tokens)
+    count_tokens = token_counter(generator.tokenizer)
     pc = cfg.prompt
     pool = [(r["dialogue"], r["summary"]) for r in read_jsonl(Path(args.data) / "train.jsonl")]
     if {"one_shot", "few_shot"} & set(cfg.baseline.strategies):
         pool = ExamplePool(pool, pc.flan_template, count_tokens)  # measured once for one- and few-shot
 
-    batch_size = resolve_batch_size(cfg.generation.batch_size, runtime.device)
     metrics, records = {}, []
     for strategy in cfg.baseline.strategies:
         prompts, prompt_stats = strategy_prompts(
@@ -56,14 +57,16 @@ def main(argv=None) -> None:
         examples_used = prompt_stats.pop("examples_used", None)  # per dialogue: in the records, not the metrics
         metrics[strategy] = {"prompts": prompt_stats}
         for setting in cfg.baseline.settings:
-            gen = build_generation_config(cfg.generation, model.config, **setting.overrides())
-            preds = generate_sharded(model, tokenizer, prompts, gen, batch_size=batch_size,
-                                     max_source_tokens=pc.max_source_tokens, seed=cfg.seed,
-                                     desc=f"{strategy}/{setting.name}")
+            out = generate_sharded(generator, prompts, setting.apply(cfg.generation), seed=cfg.seed,
+                                   desc=f"{strategy}/{setting.name}")
             if rank() != 0:
                 continue  # the other processes only generate
-            metrics[strategy][setting.name], scores = evaluate_system(dialogues, preds, **cfg.bootstrap)
-            new = prediction_records(dialogues, preds, scores, strategy=strategy, setting=setting.name)
+            result, scores = evaluate_system(dialogues, out.texts, **cfg.bootstrap)
+            metrics[strategy][setting.name] = result | {"truncated_share": round(out.truncated_share, 4),
+                                                       "backend": generator.backend}
+            new = prediction_records(dialogues, out.texts, scores, strategy=strategy, setting=setting.name)
+            for record, cut in zip(new, out.truncated):
+                record["truncated"] = cut
             for record, n in zip(new, examples_used or ()):
                 record["examples_used"] = n
             records += new

@@ -12,7 +12,7 @@ import time
 from summarizer.config import load_params
 from summarizer.device import select_pinned_runtime
 from summarizer.io import read_jsonl, write_json
-from summarizer.modeling import load_tokenizer
+from summarizer.modeling import load_tokenizer, resolve_attention
 from summarizer.ppo import load_policy, make_trainer, run_ppo, run_summary, save_policy, select_prompts
 from summarizer.stage import parser, run_stage
 from summarizer.toxicity import load_toxicity_scorer
@@ -43,7 +43,8 @@ def main(argv=None) -> None:
     log.info("%d PPO prompts (train dialogues of %d-%d characters)", len(prompts), pc.prompt_min_chars + 1,
              pc.prompt_max_chars)
     tokenizer = load_tokenizer(args.base_model)
-    policy = load_policy(args.base_model, args.adapter)
+    policy = load_policy(args.base_model, args.adapter, attention=resolve_attention(cfg.model.attention,
+                                                                                    runtime.device))
     trainer = make_trainer(policy, tokenizer, pc, runtime, cfg.seed)
     scorer = load_toxicity_scorer(args.classifier, cfg.classifier, device=runtime.device)
     live = Live(dir=args.live, dvcyaml=False, save_dvc_exp=False, report=None)

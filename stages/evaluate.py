@@ -12,10 +12,9 @@ from summarizer.config import load_params
 from summarizer.data import sample_dialogues
 from summarizer.device import resolve_batch_size, select_runtime
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues, toxicity_summary
-from summarizer.generation import build_generation_config, generate_sharded
+from summarizer.generation import generate_sharded, load_generator
 from summarizer.io import read_jsonl, write_json, write_jsonl
 from summarizer.launch import rank, relaunch_if_asked
-from summarizer.modeling import load_summarizer, load_tokenizer
 from summarizer.stage import parser, run_stage
 from summarizer.tokenization import fitted_prompts
 from summarizer.toxicity import load_toxicity_scorer
@@ -28,6 +27,7 @@ def main(argv=None) -> None:
     p.add_argument("--variant", required=True, help="name recorded in the outputs (base, full, lora, ...)")
     p.add_argument("--model", required=True, help="a saved model, or a PEFT adapter over --base-model")
     p.add_argument("--base-model", required=True, help="tokenizer, and base of an adapter")
+    p.add_argument("--converted", required=True, help="the variant converted for CTranslate2 (stage convert)")
     p.add_argument("--classifier", required=True, help="the toxicity classifier")
     p.add_argument("--test", required=True, help="the prepared test split")
     p.add_argument("--out", required=True, help="per-dialogue predictions (.jsonl)")
@@ -39,15 +39,16 @@ def main(argv=None) -> None:
         return
     runtime = select_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
     dialogues = to_dialogues(sample_dialogues(read_jsonl(args.test), cfg.evaluate.max_dialogues, cfg.seed))
-    tokenizer = load_tokenizer(args.base_model)
-    model = load_summarizer(args.model, args.base_model, device=runtime.device, dtype=runtime.torch_dtype)
-    prompts, prompt_tokens = fitted_prompts(tokenizer, [d.dialogue for d in dialogues], cfg.prompt.template,
-                                  cfg.prompt.max_source_tokens)
-    preds = generate_sharded(model, tokenizer, prompts, build_generation_config(cfg.generation, model.config),
-                             batch_size=resolve_batch_size(cfg.generation.batch_size, runtime.device),
-                             max_source_tokens=cfg.prompt.max_source_tokens, seed=cfg.seed,
-                             desc=f"evaluate {args.variant}")
-    del model
+    generator = load_generator(args.model, args.base_model, args.converted, params=cfg.generation,
+                               device=runtime.device, dtype=runtime.torch_dtype, attention=cfg.model.attention,
+                               batch_size=resolve_batch_size(cfg.generation.batch_size, runtime.device),
+                               max_source_tokens=cfg.prompt.max_source_tokens)
+    prompts, prompt_tokens = fitted_prompts(generator.tokenizer, [d.dialogue for d in dialogues],
+                                            cfg.prompt.template, cfg.prompt.max_source_tokens)
+    generations = generate_sharded(generator, prompts, cfg.generation, seed=cfg.seed,
+                                   desc=f"evaluate {args.variant} ({generator.backend})")
+    preds, backend = generations.texts, generator.backend
+    del generator
     if rank() != 0:
         return  # the other processes only generate (generation.num_processes)
 
@@ -56,15 +57,17 @@ def main(argv=None) -> None:
     toxicity = scorer.toxic_probability(preds)
     cut = sum(n > cfg.prompt.max_source_tokens for n in prompt_tokens)  # dialogues cut to fit, template whole
     metrics["prompts"] = {"dialogues": len(prompts), "dialogues_truncated": cut}
+    metrics["generation"] = {"backend": backend, "truncated_share": round(generations.truncated_share, 4)}
     metrics["toxicity"] = toxicity_summary(toxicity, **cfg.bootstrap)
     records = prediction_records(dialogues, preds, scores, variant=args.variant)
-    for record, tox in zip(records, toxicity):
-        record["toxicity"] = float(tox)
+    for record, tox, cut_short in zip(records, toxicity, generations.truncated):
+        record["toxicity"], record["truncated"] = float(tox), cut_short
     write_jsonl(args.out, records)
     write_json(args.metrics, {"variant": args.variant} | metrics)
-    log.info("%s: ROUGE-1 %.4f, ROUGE-L %.4f (per_reference), toxicity %.4f", args.variant,
-             metrics["per_reference"]["rouge1"]["mean"], metrics["per_reference"]["rougeL"]["mean"],
-             metrics["toxicity"]["mean"]["mean"])
+    log.info("%s: ROUGE-1 %.4f, ROUGE-L %.4f (per_reference), toxicity %.4f; %.0f%% of outputs cut at "
+             "max_new_tokens (%s)", args.variant, metrics["per_reference"]["rouge1"]["mean"],
+             metrics["per_reference"]["rougeL"]["mean"], metrics["toxicity"]["mean"]["mean"],
+             100 * generations.truncated_share, backend)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def main(argv=None) -> None:
     select = select_runtime if launched else select_pinned_runtime
     runtime = select(cfg.device, cfg.precision, deterministic=cfg.deterministic)
     request = TrainRequest(method=args.method, lr=cfg.method_lr(args.method), hp=cfg.method(args.method),
-                           shared=cfg.training, seed=cfg.seed)
+                           shared=cfg.training, seed=cfg.seed, attention=cfg.model.attention)
     summary = train(request, base_dir=args.base_model, features_dir=args.features, out_dir=args.out,
                     checkpoint_dir=args.checkpoints, live_dir=args.live, runtime=runtime)
     if rank() == 0:

@@ -22,8 +22,9 @@ def params() -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_workspace(tmp_path_factory) -> Path:
-    """prepare_data, base_model, classifier and tokenize run once on the sample data with tiny models."""
-    from stages import base_model, classifier, prepare_data, tokenize_data
+    """prepare_data, base_model, classifier, tokenize and convert (of the base) run once on the sample data with
+    tiny models."""
+    from stages import base_model, classifier, convert, prepare_data, tokenize_data
 
     ws = tmp_path_factory.mktemp("ws")
     p = str(write_params(ws / "params.yaml", tiny_params()))
@@ -36,4 +37,7 @@ def tiny_workspace(tmp_path_factory) -> Path:
                      "--metrics", str(ws / "metrics/models/classifier.json")])
     tokenize_data.main(["--params", p, "--data", str(ws / "data/prepared"), "--tokenizer", str(ws / "models/base"),
                         "--out", str(ws / "data/tokenized"), "--metrics", str(ws / "metrics/tokenize.json")])
+    convert.main(["--params", p, "--model", str(ws / "models/base"), "--base-model", str(ws / "models/base"),
+                  "--out", str(ws / "models/ctranslate2/base"),
+                  "--metrics", str(ws / "metrics/models/ctranslate2/base.json")])
     return ws

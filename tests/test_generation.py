@@ -24,8 +24,9 @@ def lively(tiny_workspace):
 
 
 def _gen(model, tok, prompts, batch_size, **over):
-    cfg = build_generation_config(dataclasses.replace(GEN, max_new_tokens=24, **over), model.config)
-    return generate_batched(model, tok, prompts, cfg, batch_size=batch_size, max_source_tokens=512, progress=False)
+    params = dataclasses.replace(GEN, max_new_tokens=24, **over)
+    return generate_batched(model, tok, prompts, params, batch_size=batch_size, max_source_tokens=512,
+                            progress=False)
 
 
 def test_greedy_batched_equals_one_at_a_time(lively):
@@ -56,13 +57,36 @@ def test_sampling_is_seeded_and_greedy_carries_no_sampling_knobs(lively):
     greedy = build_generation_config(GEN, model.config)
     assert not greedy.do_sample and greedy.temperature in (None, 1.0)
     # the big init makes logits peaky: a high temperature spreads them
-    cfg = build_generation_config(GEN, model.config, do_sample=True, temperature=50.0, max_new_tokens=16)
-    a = generate_batched(model, tok, prompts, cfg, batch_size=4, max_source_tokens=512, seed=7, progress=False)
-    b = generate_batched(model, tok, prompts, cfg, batch_size=4, max_source_tokens=512, seed=7, progress=False)
-    c = generate_batched(model, tok, prompts, cfg, batch_size=4, max_source_tokens=512, seed=8, progress=False)
+    params = dataclasses.replace(GEN, do_sample=True, temperature=50.0, max_new_tokens=16)
+    a = generate_batched(model, tok, prompts, params, batch_size=4, max_source_tokens=512, seed=7, progress=False)
+    b = generate_batched(model, tok, prompts, params, batch_size=4, max_source_tokens=512, seed=7, progress=False)
+    c = generate_batched(model, tok, prompts, params, batch_size=4, max_source_tokens=512, seed=8, progress=False)
     assert a == b and a != c
 
 
 def test_empty_input_list(lively):
     model, tok, _ = lively
     assert _gen(model, tok, [], batch_size=4) == []
+
+
+def test_truncated_says_which_outputs_hit_max_new_tokens(lively):
+    """An output is truncated when it stopped at max_new_tokens without its end token; the end token's own row of
+    the head, scaled up, makes it win on some dialogues only (measured at this seed and scale)."""
+    import torch
+
+    from summarizer.generation import TransformersGenerator
+
+    model, tok, prompts = lively
+    with torch.no_grad():
+        model.lm_head.weight[tok.eos_token_id] *= 1.8
+    try:
+        generator = TransformersGenerator(model, tok, batch_size=5, max_source_tokens=512)
+        out = generator.generate(prompts, dataclasses.replace(GEN, max_new_tokens=24), progress=False)
+        ids = [generator.generate_ids([tok(p)["input_ids"]], dataclasses.replace(GEN, max_new_tokens=24))[0]
+               for p in prompts]
+    finally:
+        with torch.no_grad():
+            model.lm_head.weight[tok.eos_token_id] /= 1.8
+    assert out.truncated == [tok.eos_token_id not in x for x in ids]
+    assert all(len(x) == 24 for x, cut in zip(ids, out.truncated) if cut)
+    assert 0 < out.truncated_share < 1

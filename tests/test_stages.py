@@ -76,7 +76,8 @@ def test_baseline_stage(tiny_workspace, tmp_path):
     raw["generation"]["max_new_tokens"] = 8
     p = str(write_params(tmp_path / "params.yaml", raw))
     baseline.main(["--params", p, "--data", str(tiny_workspace / "data/prepared"), "--model",
-                   str(tiny_workspace / "models/base"), "--out", str(tmp_path / "pred.jsonl"),
+                   str(tiny_workspace / "models/base"), "--converted", str(tiny_workspace / "models/ctranslate2/base"),
+                   "--out", str(tmp_path / "pred.jsonl"),
                    "--metrics", str(tmp_path / "baseline.json")])
     metrics = read_json(tmp_path / "baseline.json")
     assert list(metrics) == ["none", "zero_shot", "zero_shot_flan", "one_shot", "few_shot"]
@@ -127,7 +128,8 @@ def test_evaluate_stage(tiny_workspace, tmp_path):
     p = str(write_params(tmp_path / "params.yaml", raw))
     ws = tiny_workspace
     evaluate.main(["--params", p, "--variant", "base", "--model", str(ws / "models/base"),
-                   "--base-model", str(ws / "models/base"), "--classifier", str(ws / "models/classifier"),
+                   "--base-model", str(ws / "models/base"), "--converted", str(ws / "models/ctranslate2/base"),
+                   "--classifier", str(ws / "models/classifier"),
                    "--test", str(ws / "data/prepared/test.jsonl"), "--out", str(tmp_path / "base.jsonl"),
                    "--metrics", str(tmp_path / "base.json")])
     m = read_json(tmp_path / "base.json")

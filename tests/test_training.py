@@ -104,7 +104,7 @@ def test_checkpoint_of_other_settings_is_not_resumed(tiny_workspace, tmp_path):
 def test_prompt_tuning_changes_generation(tiny_workspace, tmp_path):
     """The virtual tokens must reach generate(): a published FLAN-T5 prefix-tuning adapter scored exactly like the
     untuned model because they never did."""
-    from summarizer.generation import build_generation_config, generate_batched
+    from summarizer.generation import generate_batched
     from summarizer.io import read_jsonl
     from summarizer.modeling import build_tiny_t5, load_summarizer, load_tokenizer
 
@@ -123,7 +123,7 @@ def test_prompt_tuning_changes_generation(tiny_workspace, tmp_path):
     assert summary["trainable_parameters"] == 8 * cfg.model.tiny.d_model
 
     prompts = [r["dialogue"] for r in read_jsonl(tiny_workspace / "data/prepared/test.jsonl")][::3]
-    gen = build_generation_config(dataclasses.replace(cfg.generation, max_new_tokens=16), lively.config)
+    gen = dataclasses.replace(cfg.generation, max_new_tokens=16)
 
     def outputs(model):
         return generate_batched(model, tok, prompts, gen, batch_size=4, max_source_tokens=512, progress=False)

@@ -132,7 +132,7 @@ def main(argv=None) -> None:
     setup_logging()
     cfg = load_params(args.params)
     runtime = select_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
-    service = Summarizer(cfg, args.models, device=runtime.device)
+    service = Summarizer(cfg, args.models, device=runtime.device, dtype=runtime.torch_dtype)
     log.info("variants available: %s", ", ".join(service.available()) or "none")
     demo = build_app(service, cfg)
     demo.queue(default_concurrency_limit=cfg.app.concurrency_limit, max_size=64)

@@ -38,7 +38,7 @@ def _summarize(args) -> int:
     text = read_input(args.file)  # before loading anything: a wrong path fails at once
     cfg = load_params(args.params)
     runtime = select_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
-    service = Summarizer(cfg, args.models, device=runtime.device)
+    service = Summarizer(cfg, args.models, device=runtime.device, dtype=runtime.torch_dtype)
     if service.is_tiny_random():
         print(f"warning: the models under {args.models} are tiny random ones (an offline demo): their summaries "
               "are meaningless.", file=sys.stderr)

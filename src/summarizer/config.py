@@ -128,6 +128,7 @@ class TinyT5Params:
     initializer_factor: float = checked(_gt(0))
 
 
+ATTENTION = ("auto", "eager", "sdpa")  # transformers' attn_implementation for the summarizer
 OPTIMIZERS = ("adamw_torch", "adafactor")  # transformers' `optim` names
 PRETRAIN_OBJECTIVES = ("span_corruption", "topic")
 
@@ -158,6 +159,7 @@ class ModelParams:
     revision: str = checked(_non_empty)
     tiny: TinyT5Params = field()  # the architecture of a T5 built here (tiny-random-t5, pretrain-small-t5)
     pretrain: PretrainParams = field()
+    attention: Literal[ATTENTION] = field()  # type: ignore[valid-type]  # auto: eager on a CPU, sdpa on CUDA
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,12 @@ class PromptParams:
     max_target_tokens: int = checked(_NEW_TOKENS)
 
 
+GENERATION_BACKENDS = ("transformers", "ctranslate2")
+# CTranslate2's compute types (auto: the one matching `precision`); which a device supports is checked where used.
+COMPUTE_TYPES = ("auto", "default", "float32", "float16", "bfloat16", "int8", "int8_float32", "int8_float16",
+                 "int8_bfloat16", "int16")
+
+
 @dataclass(frozen=True)
 class GenerationParams:
     """Decoding settings shared by evaluation, PPO evaluation and the app. Lengths always come from here:
@@ -203,6 +211,8 @@ class GenerationParams:
     top_p: float = checked(_fraction, _gt(0))
     repetition_penalty: float = checked(_gt(0))
     num_processes: int = checked(_gt(0))  # data-parallel generation in the baseline and evaluate stages
+    backend: Literal[GENERATION_BACKENDS] = field()  # type: ignore[valid-type]
+    compute_type: Literal[COMPUTE_TYPES] = field()  # type: ignore[valid-type]  # ctranslate2 only
 
 
 STRATEGIES = ("none", "zero_shot", "zero_shot_flan", "one_shot", "few_shot")
@@ -222,6 +232,10 @@ class GenerationSetting:
     def overrides(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name != "name" and getattr(self, f.name) is not None}
+
+    def apply(self, params: GenerationParams) -> GenerationParams:
+        """``params`` with this setting's fields in place of its own."""
+        return dataclasses.replace(params, **self.overrides())
 
 
 @dataclass(frozen=True)

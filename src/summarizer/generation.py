@@ -1,16 +1,24 @@
-"""Batched generation, shared by evaluation, the baseline, PPO evaluation and the app.
+"""Batched generation, shared by evaluation, the baseline, PPO evaluation, the app and the CLI.
+
+A :class:`TextGenerator` turns prompts into summaries with one backend: transformers' ``generate``
+(:class:`TransformersGenerator`) or CTranslate2 (``summarizer.ct2``). :func:`load_generator` is the one place that
+reads ``generation.backend`` and picks; nothing else branches on it.
 
 Inputs are tokenized once, sorted by length (longest first, so an out-of-memory error shows at once) and batched,
-so each batch pads to similar lengths; outputs are returned in the caller's order. Greedy decoding gives the same
-text as one-at-a-time generation (tests/test_generation.py). Under ``accelerate launch``, :func:`generate_sharded`
-splits the prompts over the processes and gathers the texts back in order.
+so each batch pads to similar lengths; outputs are returned in the caller's order, with whether each one stopped at
+``max_new_tokens`` without its end token (``truncated``). Greedy decoding gives the same text as one-at-a-time
+generation (tests/test_generation.py). Under ``accelerate launch``, :func:`generate_sharded` splits the prompts over
+the processes and gathers the texts back in order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from accelerate import PartialState
@@ -41,38 +49,95 @@ def build_generation_config(params: GenerationParams, model_config: PretrainedCo
     return GenerationConfig(**kwargs)
 
 
-def generate_batched(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
-                     generation_config: GenerationConfig, *, batch_size: int,
-                     max_source_tokens: int, seed: int | None = None, desc: str = "generating",
-                     progress: bool = True) -> list[str]:
-    """Generate one text per prompt, in the prompts' order."""
-    if not prompts:
-        return []
-    encoded = tokenizer(list(prompts), truncation=True, max_length=max_source_tokens)["input_ids"]
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-    device = next(model.parameters()).device
-    if seed is not None:  # sampling is reproducible for a given seed, batch size and input set
+@dataclass(frozen=True)
+class Generations:
+    """Texts in the prompts' order, and whether each stopped at ``max_new_tokens`` without its end token."""
+
+    texts: list[str]
+    truncated: list[bool]
+
+    @property
+    def truncated_share(self) -> float:
+        return sum(self.truncated) / len(self.truncated) if self.truncated else 0.0
+
+
+class TextGenerator(ABC):
+    """Prompts in, summaries out, in length-sorted batches with a progress bar; subclasses run one batch."""
+
+    backend: str
+    on_cpu: bool
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, *, batch_size: int, max_source_tokens: int):
+        self.tokenizer, self.batch_size, self.max_source_tokens = tokenizer, batch_size, max_source_tokens
+
+    @abstractmethod
+    def _seed(self, seed: int) -> None: ...
+
+    @abstractmethod
+    def generate_ids(self, batch: list[list[int]], params: GenerationParams) -> list[list[int]]:
+        """The generated ids of each input (no decoder start token), ending with the end token where one was
+        generated."""
+
+    def generate(self, prompts: Sequence[str], params: GenerationParams, *, seed: int | None = None,
+                 desc: str = "generating", progress: bool = True) -> Generations:
+        if not prompts:
+            return Generations([], [])
+        encoded = self.tokenizer(list(prompts), truncation=True, max_length=self.max_source_tokens)["input_ids"]
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+        if seed is not None:  # sampling is reproducible for a given seed, batch size and input set
+            self._seed(seed)
+        eos = self.tokenizer.eos_token_id
+        texts: list[str | None] = [None] * len(prompts)
+        truncated: list[bool | None] = [None] * len(prompts)
+        # Counted in texts, not batches: "37/120 dialogues" tells the user more than "2/8 batches".
+        with tqdm(total=len(prompts), desc=desc, unit="text", disable=not progress, leave=False) as bar:
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start:start + self.batch_size]
+                generated = self.generate_ids([encoded[i] for i in batch], params)
+                decoded = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+                for i, ids, text in zip(batch, generated, decoded):
+                    texts[i], truncated[i] = text.strip(), eos not in ids
+                bar.update(len(batch))
+        return Generations(texts, truncated)  # type: ignore[arg-type]
+
+
+class TransformersGenerator(TextGenerator):
+    """transformers' ``generate`` on a model (or a PEFT model) already on its device."""
+
+    backend = "transformers"
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, batch_size: int,
+                 max_source_tokens: int):
+        super().__init__(tokenizer, batch_size=batch_size, max_source_tokens=max_source_tokens)
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.on_cpu = self.device.type == "cpu"
+
+    def _seed(self, seed: int) -> None:
         torch.manual_seed(seed)
-    outputs: list[str | None] = [None] * len(prompts)
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    # Counted in texts, not batches: "37/120 dialogues" tells the user more than "2/8 batches".
-    with torch.inference_mode(), tqdm(total=len(prompts), desc=desc, unit="text", disable=not progress,
-                                      leave=False) as bar:
-        for batch in batches:
-            padded = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
-            generated = model.generate(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"],
-                                       generation_config=generation_config)
-            for i, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True)):
-                outputs[i] = text.strip()
-            bar.update(len(batch))
-    return outputs  # type: ignore[return-value]
+
+    def generate_ids(self, batch: list[list[int]], params: GenerationParams) -> list[list[int]]:
+        padded = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"],
+                                      generation_config=build_generation_config(params, self.model.config))
+        # Column 0 is the decoder start token; a row that ended early is padded after its end token.
+        eos = self.tokenizer.eos_token_id
+        return [row[1:row.index(eos) + 1] if eos in row else row[1:] for row in out.tolist()]
 
 
-def generate_sharded(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
-                     generation_config: GenerationConfig, *, batch_size: int, max_source_tokens: int,
-                     seed: int | None = None, desc: str = "generating", progress: bool = True) -> list[str]:
-    """:func:`generate_batched` over all processes of an ``accelerate launch``; every process gets every text, in
-    the prompts' order. Alone, it is :func:`generate_batched`.
+def generate_batched(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                     params: GenerationParams, *, batch_size: int, max_source_tokens: int, seed: int | None = None,
+                     desc: str = "generating", progress: bool = True) -> list[str]:
+    """The texts of :class:`TransformersGenerator` over ``model``: for callers that hold a model in memory."""
+    generator = TransformersGenerator(model, tokenizer, batch_size=batch_size, max_source_tokens=max_source_tokens)
+    return generator.generate(prompts, params, seed=seed, desc=desc, progress=progress).texts
+
+
+def generate_sharded(generator: TextGenerator, prompts: Sequence[str], params: GenerationParams, *,
+                     seed: int | None = None, desc: str = "generating", progress: bool = True) -> Generations:
+    """``generator.generate`` over all processes of an ``accelerate launch``; every process gets every text, in
+    the prompts' order. Alone, it is ``generator.generate``.
 
     The prompts are ranked by length and dealt out in turn (longest to process 0, next to process 1, ...), so each
     process gets a similar share of long dialogues. Each generates its share in length-sorted batches as alone,
@@ -81,20 +146,45 @@ def generate_sharded(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     processes, because which dialogue meets which random draws depends on the share and its batches.
     """
     if not is_launched():
-        return generate_batched(model, tokenizer, prompts, generation_config, batch_size=batch_size,
-                                max_source_tokens=max_source_tokens, seed=seed, desc=desc, progress=progress)
+        return generator.generate(prompts, params, seed=seed, desc=desc, progress=progress)
     # Joins the process group that accelerate launch set up. cpu=True is what makes accelerate see several CPU
     # processes (gloo) rather than one process each (state.py, _prepare_backend), as the Trainer's use_cpu does.
-    state = PartialState(cpu=next(model.parameters()).device.type == "cpu")
+    state = PartialState(cpu=generator.on_cpu)
     order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))
     mine = order[state.process_index::state.num_processes]
     log.info("process %d of %d: generating %d of %d texts", state.process_index, state.num_processes, len(mine),
              len(prompts))
-    texts = generate_batched(model, tokenizer, [prompts[i] for i in mine], generation_config, batch_size=batch_size,
-                             max_source_tokens=max_source_tokens,
+    out = generator.generate([prompts[i] for i in mine], params,
                              seed=None if seed is None else seed + state.process_index,
                              desc=desc, progress=progress and state.is_main_process)
-    outputs: list[str | None] = [None] * len(prompts)
-    for i, text in gather_object(list(zip(mine, texts))):  # all_gather_object: every rank gets every pair
-        outputs[i] = text
-    return outputs  # type: ignore[return-value]
+    texts: list[str | None] = [None] * len(prompts)
+    truncated: list[bool | None] = [None] * len(prompts)
+    # all_gather_object: every rank gets every triple.
+    for i, text, cut in gather_object(list(zip(mine, out.texts, out.truncated))):
+        texts[i], truncated[i] = text, cut
+    return Generations(texts, truncated)  # type: ignore[arg-type]
+
+
+def load_generator(model_dir: str | Path, base_dir: str | Path | None, converted_dir: str | Path | None, *,
+                   params: GenerationParams, device: str, dtype: torch.dtype | None, attention: str,
+                   batch_size: int, max_source_tokens: int) -> TextGenerator:
+    """The generator ``params.backend`` names, for the variant saved at ``model_dir`` (an adapter over
+    ``base_dir``), or at ``converted_dir`` for CTranslate2 (the convert stage's output; converted here, into a
+    temporary folder, when None). The one place the backend is chosen.
+
+    A variant CTranslate2 cannot hold (prompt tuning: its soft prompt is embeddings, not tokens) is generated by
+    transformers, and says so in the log and in ``generator.backend``.
+    """
+    from summarizer.modeling import load_summarizer, load_tokenizer  # modeling imports torch models: kept local
+
+    tokenizer = load_tokenizer(base_dir if base_dir is not None else model_dir)  # every variant has the base's
+    if params.backend == "ctranslate2":
+        from summarizer import ct2
+
+        generator = ct2.load_generator(model_dir, base_dir, converted_dir, tokenizer, params=params,
+                                       device=device, dtype=dtype, batch_size=batch_size,
+                                       max_source_tokens=max_source_tokens)
+        if generator is not None:
+            return generator
+    model = load_summarizer(model_dir, base_dir, device=device, dtype=dtype, attention=attention)
+    return TransformersGenerator(model, tokenizer, batch_size=batch_size, max_source_tokens=max_source_tokens)

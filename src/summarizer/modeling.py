@@ -261,19 +261,33 @@ def is_adapter(path: str | Path) -> bool:
     return (Path(path) / "adapter_config.json").exists()
 
 
+def resolve_attention(value: str, device: str) -> str:
+    """``model.attention``: ``auto`` is eager on a CPU and sdpa elsewhere.
+
+    T5 adds its relative position bias to the attention scores as a float mask, so on a CPU torch's SDPA falls back
+    to its math kernel and is slower than transformers' eager attention (measured 1.1-1.3x here, identical tokens:
+    benchmarks/generation.py). On CUDA, SDPA with a float mask runs the memory-efficient kernel; which is faster
+    there is for the GPU check to measure.
+    """
+    if value != "auto":
+        return value
+    return "eager" if device == "cpu" else "sdpa"
+
+
 def load_summarizer(path: str | Path, base_path: str | Path | None = None, *, device: str = "cpu",
-                    dtype: torch.dtype | None = None) -> PreTrainedModel | PeftModel:
-    """A saved seq2seq model, or ``base_path`` + the PEFT adapter saved at ``path``; in eval mode on ``device``."""
+                    dtype: torch.dtype | None = None, attention: str = "auto") -> PreTrainedModel | PeftModel:
+    """A saved seq2seq model, or ``base_path`` + the PEFT adapter saved at ``path``; in eval mode on ``device``,
+    with ``attention`` (``model.attention``) as transformers' attn_implementation."""
     path = Path(path)
+    kwargs = dict(dtype=dtype, use_safetensors=True, attn_implementation=resolve_attention(attention, device))
     if is_adapter(path):
         if base_path is None:
             raise ModelError(f"{path} holds an adapter: its base model folder is needed too")
         base = _load_saved("model", Path(base_path), lambda: AutoModelForSeq2SeqLM.from_pretrained(
-            str(base_path), dtype=dtype, use_safetensors=True))
+            str(base_path), **kwargs))
         model = _load_saved("adapter", path, lambda: PeftModel.from_pretrained(base, str(path)))
     else:
-        model = _load_saved("model", path, lambda: AutoModelForSeq2SeqLM.from_pretrained(
-            str(path), dtype=dtype, use_safetensors=True))
+        model = _load_saved("model", path, lambda: AutoModelForSeq2SeqLM.from_pretrained(str(path), **kwargs))
     return model.to(device).eval()
 
 

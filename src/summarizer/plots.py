@@ -101,19 +101,26 @@ def rouge_against_references(df: pd.DataFrame, png: Path, csv: Path, note: str |
 
 
 def baseline_heatmap(df: pd.DataFrame, png: Path, csv: Path, metric_label: str, note: str | None = None) -> None:
-    """df: strategy, setting, value → annotated heatmap (strategies as rows)."""
-    table = df.pivot(index="strategy", columns="setting", values="value")
-    table = table.reindex(index=list(dict.fromkeys(df["strategy"])), columns=list(dict.fromkeys(df["setting"])))
+    """df: strategy, setting, value (and truncated_share) → annotated heatmap (strategies as rows); a cell whose
+    outputs were cut at max_new_tokens says what share."""
+    order = dict(index=list(dict.fromkeys(df["strategy"])), columns=list(dict.fromkeys(df["setting"])))
+    table = df.pivot(index="strategy", columns="setting", values="value").reindex(**order)
+    cut = (df.pivot(index="strategy", columns="setting", values="truncated_share").reindex(**order)
+           if "truncated_share" in df else table * np.nan)
     fig, ax = plt.subplots(figsize=(1.4 * table.shape[1] + 2.5, 0.6 * table.shape[0] + 1.8))
     im = ax.imshow(table.values, cmap="viridis", aspect="auto")
     ax.set_xticks(range(table.shape[1]), table.columns, rotation=30, ha="right")
     ax.set_yticks(range(table.shape[0]), table.index)
     high = np.nanmax(table.values) if np.isfinite(table.values).any() else 0
     for (r, c), v in np.ndenumerate(table.values):
-        ax.text(c, r, f"{v:.3f}", ha="center", va="center", fontsize=9,
+        share = cut.values[r, c]
+        label = f"{v:.3f}" + (f"\ncut {share:.0%}" if np.isfinite(share) and share > 0 else "")
+        ax.text(c, r, label, ha="center", va="center", fontsize=9,
                 color="black" if high and v > 0.6 * high else "white")
     fig.colorbar(im, ax=ax, label=metric_label)
-    ax.set_title(f"Baseline prompting: {metric_label}")
+    ax.set_title(f"Baseline prompting: {metric_label}\n(cut: outputs stopped at max_new_tokens without an end token)"
+                 if np.isfinite(cut.values).any() and (np.nan_to_num(cut.values) > 0).any()
+                 else f"Baseline prompting: {metric_label}")
     ax.set_xlabel("generation setting")
     ax.set_ylabel("prompting strategy")
     _save(fig, png, df, csv, note)

@@ -53,17 +53,19 @@ def select_prompts(rows: Sequence[dict], template: str, min_chars: int, max_char
     return prompts
 
 
-def load_policy(base_dir: str | Path, adapter_dir: str | Path) -> AutoModelForSeq2SeqLMWithValueHead:
+def load_policy(base_dir: str | Path, adapter_dir: str | Path,
+                attention: str | None = None) -> AutoModelForSeq2SeqLMWithValueHead:
     """The policy: base + fine-tuned LoRA adapter merged, a fresh trainable LoRA adapter on top, a value head.
 
     Weights are fp32 whatever the checkpoint's dtype (transformers 5 loads ``dtype="auto"``); mixed precision is
-    applied by autocast (:func:`make_trainer`).
+    applied by autocast (:func:`make_trainer`). ``attention``: transformers' attn_implementation (eager, sdpa;
+    None: its default).
     """
     config = AutoConfig.from_pretrained(str(base_dir))
     if hasattr(config, "dropout_rate"):
         config.dropout_rate = 0.0  # T5's attention applies it functionally, out of reach of disable_dropout
     base = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), config=config, dtype=torch.float32,
-                                                 use_safetensors=True)
+                                                 use_safetensors=True, attn_implementation=attention)
     summarizer = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     lora = LoraConfig.from_pretrained(str(adapter_dir))
     lora.inference_mode = False

@@ -104,7 +104,8 @@ def pretraining_features(rows: Sequence[dict], tokenizer: PreTrainedTokenizerBas
 
 def pretrain_small_t5(arch: TinyT5Params, params: PretrainParams, *, train_rows: Sequence[dict],
                       validation_rows: Sequence[dict], max_source_tokens: int, seed: int, runtime: Runtime,
-                      out_dir: str | Path, work_dir: str | Path, live_dir: str | Path) -> dict:
+                      out_dir: str | Path, work_dir: str | Path, live_dir: str | Path,
+                      attention: str = "auto") -> dict:
     """Build the tokenizer and a random T5, pretrain it on the objectives, save it to ``out_dir``; return its info.
 
     ``work_dir`` holds the initial model, the features and the checkpoints (a rerun resumes from them).
@@ -127,7 +128,7 @@ def pretrain_small_t5(arch: TinyT5Params, params: PretrainParams, *, train_rows:
     shared = TrainingParams(eval_steps=None, save_steps=params.save_steps, save_total_limit=1,
                             logging_steps=params.logging_steps, group_by_length=True, eval_batch_size=32,
                             num_processes=1, accelerate_config=None)
-    request = TrainRequest(method="full", lr=params.lr, hp=hp, shared=shared, seed=seed)
+    request = TrainRequest(method="full", lr=params.lr, hp=hp, shared=shared, seed=seed, attention=attention)
     summary = train(request, base_dir=init_dir, features_dir=features_dir, out_dir=out_dir,
                     checkpoint_dir=work / "checkpoints", live_dir=live_dir, runtime=runtime)
     info = {"name": PRETRAINED_T5, "revision": None, "source": SOURCE, "architecture": type(model).__name__,

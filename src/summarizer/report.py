@@ -35,10 +35,12 @@ def rouge_table(evals: Mapping[str, dict]) -> pd.DataFrame:
 
 
 def baseline_table(baseline: dict, metric: str = "rougeL", protocol: str = "per_reference") -> pd.DataFrame:
+    """One row per strategy × setting; ``truncated_share``: outputs cut at max_new_tokens (NaN in older metrics)."""
     rows = [{"strategy": s, "setting": g, "value": m[protocol][metric]["mean"],
-             "ci_low": m[protocol][metric]["ci_low"], "ci_high": m[protocol][metric]["ci_high"]}
+             "ci_low": m[protocol][metric]["ci_low"], "ci_high": m[protocol][metric]["ci_high"],
+             "truncated_share": m.get("truncated_share", float("nan"))}
             for s, block in baseline.items() for g, m in block.items() if g != "prompts"]
-    return pd.DataFrame(rows, columns=["strategy", "setting", "value", "ci_low", "ci_high"])
+    return pd.DataFrame(rows, columns=["strategy", "setting", "value", "ci_low", "ci_high", "truncated_share"])
 
 
 def read_tsv_curve(text: str, key: str) -> list[tuple[int, float]]:
@@ -167,18 +169,20 @@ def results_markdown(evals: Mapping[str, dict], references: Mapping[str, dict], 
         lines += [f"**{note}.**", ""]
     lead = reference_label("lead", references["lead"]) if "lead" in references else "Lead-k"
     lines += ["Test split, `per_reference` protocol (each row against its own reference; 95% bootstrap CIs over "
-              "dialogues). The last two columns: paired bootstrap of ROUGE-L against `base` and against "
-              f"{lead} (difference, 95% CI). Rows below the line are reference baselines made without a model "
-              "(`metrics/eval/references.json`).", "",
-              "| system | ROUGE-1 | ROUGE-2 | ROUGE-L | ROUGE-Lsum | BLEU | mean words | distinct | toxicity "
+              "dialogues). `cut`: share of outputs that stopped at `generation.max_new_tokens` without an end "
+              "token (a summary cut short, or a model that never stops). The last two columns: paired bootstrap of "
+              f"ROUGE-L against `base` and against {lead} (difference, 95% CI). Rows below the line are reference "
+              "baselines made without a model (`metrics/eval/references.json`).", "",
+              "| system | ROUGE-1 | ROUGE-2 | ROUGE-L | ROUGE-Lsum | BLEU | mean words | distinct | cut | toxicity "
               f"| trainable params | training time (s) | ROUGE-L vs base | ROUGE-L vs {lead} |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def row(label: str, m: Mapping, cells: Sequence[str]) -> str:
         r = m["per_reference"]
         distinct = f"{m['distinct_share']:.0%}" if "distinct_share" in m else "–"
+        cut = f"{m['generation']['truncated_share']:.0%}" if "generation" in m else "–"
         return (f"| {label} | {_ci(r['rouge1'])} | {_ci(r['rouge2'])} | {_ci(r['rougeL'])} | {_ci(r['rougeLsum'])} "
-                f"| {m['bleu']:.2f} | {m['length_words']['mean']:.1f} | {distinct} | {' | '.join(cells)} |")
+                f"| {m['bleu']:.2f} | {m['length_words']['mean']:.1f} | {distinct} | {cut} | {' | '.join(cells)} |")
 
     for variant, m in evals.items():
         t = training.get(variant, {})
@@ -188,9 +192,13 @@ def results_markdown(evals: Mapping[str, dict], references: Mapping[str, dict], 
             f"{t['train_runtime_s']:.1f}" if "train_runtime_s" in t else "–",
             "reference" if variant == "base" else _paired(comparison, "base", variant, alpha),
             _paired(comparison, "lead", variant, alpha)]))
-    lines.append("| " + " | ".join(["—"] * 13) + " |")
+    lines.append("| " + " | ".join(["—"] * 14) + " |")
     for name, m in references.items():
         lines.append(row(reference_label(name, m), m, ["–", "–", "–", "–", "reference" if name == "lead" else "–"]))
+    backends = {v: m["generation"]["backend"] for v, m in evals.items() if "generation" in m}
+    if backends:
+        lines += ["", "Generated with: " + ", ".join(f"{v} {b}" for v, b in backends.items())
+                  + " (`generation.backend`; prompt tuning cannot be converted for CTranslate2)."]
     if "constant" in references:
         lines += ["", f"The constant summary is the summary of train row `{references['constant']['summary_id']}`, "
                   "chosen on the train split (its text: `data/references/constant.jsonl`; DialogSum's text stays "

@@ -19,16 +19,20 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from summarizer.config import VARIANTS, Params
 from summarizer.device import resolve_batch_size
 from summarizer.errors import USER_ERRORS
 from summarizer.io import rounded
-from summarizer.generation import build_generation_config, generate_batched
-from summarizer.modeling import MODEL_INFO, is_adapter, load_summarizer, load_tokenizer
+from summarizer.generation import TextGenerator, load_generator
+from summarizer.modeling import MODEL_INFO
 from summarizer.prompts import build_prompt
 from summarizer.tokenization import fitted_prompts, token_lengths
 from summarizer.toxicity import ToxicityScorer, load_toxicity_scorer
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +112,7 @@ class Summary:
     latency_s: float
     chunks: int  # 1 unless the dialogue was too long for one pass
     cut_turns: int  # turns too long to fit even alone (truncated by the tokenizer)
+    backend: str = "transformers"  # what generated it (generation.backend; prompt tuning is always transformers)
 
     @property
     def chunked(self) -> bool:
@@ -120,9 +125,10 @@ class Summary:
 class Summarizer:
     """Lazily loads variants from ``models_dir`` and keeps them; safe to call from several threads."""
 
-    def __init__(self, cfg: Params, models_dir: str | Path = "models", device: str = "cpu"):
-        self.cfg, self.models_dir, self.device = cfg, Path(models_dir), device
-        self._models: dict[str, object] = {}
+    def __init__(self, cfg: Params, models_dir: str | Path = "models", device: str = "cpu",
+                 dtype: torch.dtype | None = None):
+        self.cfg, self.models_dir, self.device, self.dtype = cfg, Path(models_dir), device, dtype
+        self._models: dict[str, TextGenerator] = {}
         self._lock = threading.Lock()
         self._tokenizer = None
         self._scorer: ToxicityScorer | None = None
@@ -138,7 +144,11 @@ class Summarizer:
             return []
         return [v for v in VARIANTS if (self.models_dir / v).is_dir()]
 
-    def _model(self, variant: str):
+    def backend(self, variant: str) -> str:
+        """The backend that generates ``variant`` (loading it if needed)."""
+        return self._model(variant).backend
+
+    def _model(self, variant: str) -> TextGenerator:
         if variant not in VARIANTS:
             raise InputError(f"Unknown model {variant!r}; choose one of {', '.join(VARIANTS)}.")
         if variant not in self.available():
@@ -146,28 +156,32 @@ class Summarizer:
                              f"available: {', '.join(self.available()) or 'none — run dvc repro'}.")
         with self._lock:  # one load per variant, even under concurrent first requests
             if variant not in self._models:
-                path = self.models_dir / variant
-                log.info("loading %s from %s", variant, path)
-                self._models[variant] = load_summarizer(path, self.models_dir / "base" if is_adapter(path) else None,
-                                                        device=self.device)
-            if self._tokenizer is None:
-                self._tokenizer = load_tokenizer(self.models_dir / "base")
+                path, base = self.models_dir / variant, self.models_dir / "base"
+                # The pipeline's conversion (stage convert) when there is one; else the backend converts now.
+                converted = self.models_dir / "ctranslate2" / variant
+                log.info("loading %s from %s (%s)", variant, path, self.cfg.generation.backend)
+                self._models[variant] = load_generator(
+                    path, None if variant == "base" else base,
+                    converted if converted.is_dir() else None, params=self.cfg.generation, device=self.device,
+                    dtype=self.dtype, attention=self.cfg.model.attention,
+                    batch_size=resolve_batch_size(self.cfg.generation.batch_size, self.device),
+                    max_source_tokens=self.cfg.prompt.max_source_tokens)
+            self._tokenizer = self._models[variant].tokenizer  # every variant has the base's tokenizer
             if self._scorer is None and (self.models_dir / "classifier").is_dir():
                 self._scorer = load_toxicity_scorer(self.models_dir / "classifier", self.cfg.classifier,
                                                     device=self.device)
             return self._models[variant]
 
-    def _generate(self, model, dialogues: Sequence[str], options: Options, desc: str | None = None) -> list[str]:
+    def _generate(self, generator: TextGenerator, dialogues: Sequence[str], options: Options,
+                  desc: str | None = None) -> list[str]:
         """``desc`` shows a progress bar (tqdm on stderr; the app's page follows it) under that name."""
-        gen = build_generation_config(self.cfg.generation, model.config, max_new_tokens=options.max_new_tokens,
-                                      do_sample=options.do_sample, temperature=options.temperature,
-                                      num_beams=options.num_beams)
-        prompts, _ = fitted_prompts(self._tokenizer, dialogues, self.cfg.prompt.template,
+        params = dataclasses.replace(self.cfg.generation, max_new_tokens=options.max_new_tokens,
+                                     do_sample=options.do_sample, temperature=options.temperature,
+                                     num_beams=options.num_beams)
+        prompts, _ = fitted_prompts(generator.tokenizer, dialogues, self.cfg.prompt.template,
                                     self.cfg.prompt.max_source_tokens)
-        return generate_batched(model, self._tokenizer, prompts, gen,
-                                batch_size=resolve_batch_size(self.cfg.generation.batch_size, self.device),
-                                max_source_tokens=self.cfg.prompt.max_source_tokens, seed=self.cfg.seed,
-                                desc=desc or "generating", progress=desc is not None)
+        return generator.generate(prompts, params, seed=self.cfg.seed, desc=desc or "generating",
+                                  progress=desc is not None).texts
 
     def _fits(self, dialogue: str) -> bool:
         prompt = build_prompt(dialogue, self.cfg.prompt.template)
@@ -198,7 +212,7 @@ class Summarizer:
             summary = self._generate(model, [combined], options)[0] if combined else ""
         toxicity = float(self._scorer.toxic_probability([summary])[0]) if self._scorer else float("nan")
         elapsed = time.perf_counter() - start
-        return Summary(variant, summary, rounded(toxicity, 4), rounded(elapsed, 3), len(chunks), cut)
+        return Summary(variant, summary, rounded(toxicity, 4), rounded(elapsed, 3), len(chunks), cut, model.backend)
 
 
 def user_message(err: Exception) -> str:

@@ -36,7 +36,7 @@ from summarizer.config import METHODS, LoraParams, MethodParams, PromptTuningPar
 from summarizer.device import Runtime
 from summarizer.io import (LOSS_DIGITS, atomic_write_text, partial_dir, publish_dir, read_jsonl, rounded,
                           start_partial_dir, write_json)
-from summarizer.modeling import count_parameters, load_tokenizer
+from summarizer.modeling import count_parameters, load_tokenizer, resolve_attention
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class TrainRequest:
     hp: MethodParams
     shared: TrainingParams
     seed: int
+    attention: str = "auto"  # model.attention
 
 
 def fingerprint(request: TrainRequest, inputs: dict[str, str]) -> str:
@@ -181,7 +182,9 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
     tokenizer = load_tokenizer(base_dir)
     # fp32 master weights whatever the checkpoint's dtype: transformers 5 loads dtype="auto", so a bf16 checkpoint
     # would otherwise train in pure bf16. Mixed precision (bf16/fp16 params) is applied by the Trainer's autocast.
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), dtype=torch.float32, use_safetensors=True)
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), dtype=torch.float32, use_safetensors=True,
+                                                  attn_implementation=resolve_attention(request.attention,
+                                                                                        runtime.device))
     # The adapter's random initialisation (LoRA's A) draws from torch's generator before the Trainer seeds it:
     # seeded here, the same seed gives the same adapter whatever ran before in the process.
     set_seed(request.seed)
