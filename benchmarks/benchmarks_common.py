@@ -25,9 +25,10 @@ def flan_t5_small_random(tokenizer):
 
 def flan_t5_base_config(**overrides) -> T5Config:
     """google/flan-t5-base's configuration (12+12 layers, d_model 768, 12 heads, d_ff 2048, vocab 32128)."""
-    return T5Config(vocab_size=32128, d_model=768, d_ff=2048, d_kv=64, num_layers=12, num_decoder_layers=12,
-                    num_heads=12, feed_forward_proj="gated-gelu", tie_word_embeddings=False, pad_token_id=0,
-                    eos_token_id=1, decoder_start_token_id=0, **overrides)
+    shape = dict(vocab_size=32128, d_model=768, d_ff=2048, d_kv=64, num_layers=12, num_decoder_layers=12,
+                 num_heads=12, feed_forward_proj="gated-gelu", tie_word_embeddings=False, pad_token_id=0,
+                 eos_token_id=1, decoder_start_token_id=0)
+    return T5Config(**(shape | overrides))
 
 
 def dialogsum_text(data: str | Path, n_test: int, n_train: int = 2000):

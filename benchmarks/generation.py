@@ -53,14 +53,14 @@ def main(argv=None) -> dict:
     model = flan_t5_small_random(tokenizer)
     dialogues = to_dialogues(splits["test"])[: args.n]
     prompts = [build_prompt(d.dialogue, cfg.prompt.template) for d in dialogues]
-    gen = build_generation_config(dataclasses.replace(cfg.generation, max_new_tokens=args.new_tokens,
-                                                      min_new_tokens=args.new_tokens), model.config)
+    params = dataclasses.replace(cfg.generation, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
+    gen = build_generation_config(params, model.config)
 
     start = time.perf_counter()
     single = one_at_a_time(model, tokenizer, prompts, gen, cfg.prompt.max_source_tokens)
     t_single = time.perf_counter() - start
     start = time.perf_counter()
-    batched = generate_batched(model, tokenizer, prompts, gen, batch_size=args.batch_size,
+    batched = generate_batched(model, tokenizer, prompts, params, batch_size=args.batch_size,
                                max_source_tokens=cfg.prompt.max_source_tokens, desc="batched")
     t_batched = time.perf_counter() - start
     result = {

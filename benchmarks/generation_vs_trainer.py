@@ -63,7 +63,8 @@ def main(argv=None) -> dict:
     model = flan_t5_small_random(tokenizer)
     prompts = [build_prompt(d.dialogue, cfg.prompt.template) for d in dialogues]
     references = [d.references[0] for d in dialogues]
-    gen = build_generation_config(dataclasses.replace(cfg.generation, max_new_tokens=args.new_tokens), model.config)
+    params = dataclasses.replace(cfg.generation, max_new_tokens=args.new_tokens)
+    gen = build_generation_config(params, model.config)
 
     start = time.perf_counter()
     theirs = trainer_predict(model, tokenizer, prompts, references, gen, batch_size=args.batch_size,
@@ -71,7 +72,7 @@ def main(argv=None) -> dict:
                              max_target_tokens=cfg.prompt.max_target_tokens)
     t_trainer = time.perf_counter() - start
     start = time.perf_counter()
-    ours = generate_batched(model, tokenizer, prompts, gen, batch_size=args.batch_size,
+    ours = generate_batched(model, tokenizer, prompts, params, batch_size=args.batch_size,
                             max_source_tokens=cfg.prompt.max_source_tokens, progress=False)
     t_ours = time.perf_counter() - start
     same = sum(a == b for a, b in zip(ours, theirs))

@@ -24,7 +24,7 @@ import torch
 
 from benchmarks_common import ROOT, dialogsum_text, flan_t5_small_random, parser, report
 from summarizer.config import load_params
-from summarizer.generation import build_generation_config, generate_sharded
+from summarizer.generation import TransformersGenerator, generate_sharded
 from summarizer.launch import LAUNCHED, launch_command, rank
 from summarizer.prompts import build_prompt
 
@@ -36,12 +36,13 @@ def generate(args) -> tuple[list[str], float]:
     _, dialogues, tokenizer = dialogsum_text(args.data, args.n)
     model = flan_t5_small_random(tokenizer)
     prompts = [build_prompt(d.dialogue, cfg.prompt.template) for d in dialogues]
-    gen = build_generation_config(dataclasses.replace(cfg.generation, max_new_tokens=args.new_tokens), model.config)
-    generate_sharded(model, tokenizer, prompts[:2], gen, batch_size=2, max_source_tokens=512,
-                     progress=False)  # warm-up (and, launched, the process group) outside the timing
+    params = dataclasses.replace(cfg.generation, max_new_tokens=args.new_tokens)
+    warm = TransformersGenerator(model, tokenizer, batch_size=2, max_source_tokens=512)
+    generate_sharded(warm, prompts[:2], params, progress=False)  # warm-up (and the process group) outside the timing
+    generator = TransformersGenerator(model, tokenizer, batch_size=args.batch_size,
+                                      max_source_tokens=cfg.prompt.max_source_tokens)
     start = time.perf_counter()
-    texts = generate_sharded(model, tokenizer, prompts, gen, batch_size=args.batch_size,
-                             max_source_tokens=cfg.prompt.max_source_tokens, progress=False)
+    texts = generate_sharded(generator, prompts, params, progress=False).texts
     return texts, time.perf_counter() - start
 
 

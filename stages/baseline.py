@@ -11,7 +11,7 @@ from pathlib import Path
 
 from summarizer.config import load_params
 from summarizer.data import sample_dialogues
-from summarizer.device import resolve_batch_size, select_runtime
+from summarizer.device import select_runtime
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues
 from summarizer.generation import generate_sharded, load_generator
 from summarizer.io import read_jsonl, write_json, write_jsonl
@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     dialogues = to_dialogues(test)
     generator = load_generator(args.model, None, args.converted, params=cfg.generation, device=runtime.device,
                                dtype=runtime.torch_dtype, attention=cfg.model.attention,
-                               batch_size=resolve_batch_size(cfg.generation.batch_size, runtime.device),
+                               batch_size=cfg.generation.batch_size,
                                max_source_tokens=cfg.prompt.max_source_tokens)
     count_tokens = token_counter(generator.tokenizer)
     pc = cfg.prompt
@@ -48,6 +48,8 @@ def main(argv=None) -> None:
     if {"one_shot", "few_shot"} & set(cfg.baseline.strategies):
         pool = ExamplePool(pool, pc.flan_template, count_tokens)  # measured once for one- and few-shot
 
+    for setting in cfg.baseline.settings:  # a setting the backend cannot express fails now, not after hours
+        generator.check(setting.apply(cfg.generation))
     metrics, records = {}, []
     for strategy in cfg.baseline.strategies:
         prompts, prompt_stats = strategy_prompts(

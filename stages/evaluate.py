@@ -10,7 +10,7 @@ import logging
 
 from summarizer.config import load_params
 from summarizer.data import sample_dialogues
-from summarizer.device import resolve_batch_size, select_runtime
+from summarizer.device import select_runtime
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues, toxicity_summary
 from summarizer.generation import generate_sharded, load_generator
 from summarizer.io import read_jsonl, write_json, write_jsonl
@@ -41,7 +41,7 @@ def main(argv=None) -> None:
     dialogues = to_dialogues(sample_dialogues(read_jsonl(args.test), cfg.evaluate.max_dialogues, cfg.seed))
     generator = load_generator(args.model, args.base_model, args.converted, params=cfg.generation,
                                device=runtime.device, dtype=runtime.torch_dtype, attention=cfg.model.attention,
-                               batch_size=resolve_batch_size(cfg.generation.batch_size, runtime.device),
+                               batch_size=cfg.generation.batch_size,
                                max_source_tokens=cfg.prompt.max_source_tokens)
     prompts, prompt_tokens = fitted_prompts(generator.tokenizer, [d.dialogue for d in dialogues],
                                             cfg.prompt.template, cfg.prompt.max_source_tokens)

@@ -178,3 +178,32 @@ def test_token_log_probs_match_transformers(cfg, base_dir, dialogues, tmp_path):
         expected = torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(tgt + [1])[:, None])[:, 0]
         # CTranslate2 returns the log-probs rounded to about 3 significant digits (measured: -0.3339 vs -0.3326).
         assert torch.allclose(torch.tensor(result.log_probs), expected, rtol=1e-2, atol=2e-3)
+
+
+def test_auto_backend_is_ctranslate2_on_a_cpu_only(cfg, base_dir):
+    from summarizer.generation import resolve_backend
+
+    assert [resolve_backend("auto", d) for d in ("cpu", "cuda:0", "mps")] == ["ctranslate2", "transformers",
+                                                                               "transformers"]
+    assert resolve_backend("transformers", "cpu") == "transformers"
+    generator = load_generator(base_dir, None, None, params=_params(cfg, backend="auto"), device="cpu",
+                               dtype=torch.float32, attention="auto", batch_size=8, max_source_tokens=256)
+    assert generator.backend == "ctranslate2"
+    with pytest.raises(ConfigError, match=r"generation\.num_beams"):
+        generator.check(_params(cfg, do_sample=True, num_beams=2))
+
+
+def test_baseline_refuses_a_setting_ctranslate2_cannot_express_before_generating(tiny_workspace, tmp_path):
+    from stages import baseline
+
+    raw = tiny_params()
+    raw["generation"]["backend"] = "ctranslate2"
+    raw["baseline"]["settings"] = [{"name": "greedy", "do_sample": False},
+                                   {"name": "beam_sample", "do_sample": True, "num_beams": 2}]
+    p = str(write_params(tmp_path / "params.yaml", raw))
+    with pytest.raises(ConfigError, match=r"generation\.num_beams"):
+        baseline.main(["--params", p, "--data", str(tiny_workspace / "data/prepared"), "--model",
+                       str(tiny_workspace / "models/base"), "--converted",
+                       str(tiny_workspace / "models/ctranslate2/base"), "--out", str(tmp_path / "pred.jsonl"),
+                       "--metrics", str(tmp_path / "baseline.json")])
+    assert not (tmp_path / "pred.jsonl").exists()

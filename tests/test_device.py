@@ -156,3 +156,22 @@ def test_determinism_switch_reaches_torch(monkeypatch):
         assert not torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_gpu_generation_batch_size_follows_memory_and_model():
+    """FLAN-T5-base in bf16, 512 source and 128 new tokens: ~24 MB a sequence (its caches), so an 80 GB GPU with
+    70 GB free is capped at 256 and a 16 GB GPU with 12 GB free gets what half of that holds."""
+    from summarizer.device import GPU_BATCH_CAP, generation_bytes_per_sequence, gpu_generation_batch_size
+
+    base = dict(num_decoder_layers=12, num_heads=12, d_kv=64, d_model=768, vocab_size=32128, source_tokens=512,
+                new_tokens=128)
+    per_sequence = generation_bytes_per_sequence(**base, bytes_per_value=2)
+    assert 20e6 < per_sequence < 30e6
+    assert generation_bytes_per_sequence(**base, bytes_per_value=4) > 1.9 * per_sequence  # fp32 caches: twice
+    assert gpu_generation_batch_size(70 * 2**30, per_sequence) == GPU_BATCH_CAP
+    small = gpu_generation_batch_size(12 * 2**30, per_sequence)
+    assert small == int(12 * 2**30 * 0.5) // per_sequence and 200 < small < GPU_BATCH_CAP
+    assert gpu_generation_batch_size(10**6, per_sequence) == 1  # never zero
+    xl = generation_bytes_per_sequence(**(base | dict(num_decoder_layers=24, num_heads=32, d_model=2048)),
+                                       bytes_per_value=2)
+    assert gpu_generation_batch_size(12 * 2**30, xl) < small / 3  # a larger model gets fewer sequences

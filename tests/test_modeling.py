@@ -27,3 +27,20 @@ def test_t5_tokenizer_round_trip_and_specials(texts):
     ids = tok(texts[0])["input_ids"]
     assert ids[-1] == 1 and 2 not in ids
     assert tok.decode(ids, skip_special_tokens=True) == texts[0]
+
+
+def test_attention_param_reaches_the_model(tiny_workspace):
+    """model.attention is not ignored: the loaded model runs the implementation asked for (auto: sdpa, the faster
+    one measured on a CPU), with the same greedy logits either way."""
+    import torch
+
+    from summarizer.modeling import load_summarizer, resolve_attention
+
+    assert resolve_attention("auto", "cpu") == "sdpa" and resolve_attention("eager", "cuda:0") == "eager"
+    models = {a: load_summarizer(tiny_workspace / "models/base", attention=a) for a in ("eager", "sdpa", "auto")}
+    assert {a: m.config._attn_implementation for a, m in models.items()} == {"eager": "eager", "sdpa": "sdpa",
+                                                                             "auto": "sdpa"}
+    batch = {"input_ids": torch.tensor([[5, 6, 7, 1]]), "decoder_input_ids": torch.tensor([[0, 5]])}
+    with torch.inference_mode():
+        eager, sdpa = (models[a](**batch).logits for a in ("eager", "sdpa"))
+    assert torch.allclose(eager, sdpa, atol=1e-5)

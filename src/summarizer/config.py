@@ -190,7 +190,7 @@ class PromptParams:
     max_target_tokens: int = checked(_NEW_TOKENS)
 
 
-GENERATION_BACKENDS = ("transformers", "ctranslate2")
+GENERATION_BACKENDS = ("auto", "transformers", "ctranslate2")
 # CTranslate2's compute types (auto: the one matching `precision`); which a device supports is checked where used.
 COMPUTE_TYPES = ("auto", "default", "float32", "float16", "bfloat16", "int8", "int8_float32", "int8_float16",
                  "int8_bfloat16", "int16")
@@ -201,7 +201,7 @@ class GenerationParams:
     """Decoding settings shared by evaluation, PPO evaluation and the app. Lengths always come from here:
     transformers' default max_length of 20 tokens would silently cut summaries short."""
 
-    batch_size: int | Literal["auto"] = checked(_positive_or_auto)  # auto: 16 on a CPU or MPS, 64 on CUDA
+    batch_size: int | Literal["auto"] = checked(_positive_or_auto)  # auto: 16 on a CPU or MPS, from memory on CUDA
     max_new_tokens: int = checked(_NEW_TOKENS)
     min_new_tokens: int = checked(_ge(0))
     num_beams: int = checked(_gt(0))

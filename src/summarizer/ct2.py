@@ -146,6 +146,20 @@ class CTranslate2Generator(TextGenerator):
                                                     intra_threads=torch.get_num_threads() if self.on_cpu else 0)
         self.translator = self._load()
         self._sampled = False
+        if not self.on_cpu:
+            self._probe(device)
+
+    def _probe(self, device: str) -> None:
+        """One token on the GPU now: a missing CUDA library fails here with its fix, not in the middle of a stage."""
+        try:
+            self.translator.translate_batch([[self.tokenizer.eos_token]], beam_size=1, max_decoding_length=1)
+        except RuntimeError as err:
+            raise DeviceError(f"params.yaml: generation.backend ctranslate2 cannot run on {device}: {err}. "
+                              f"CTranslate2 {ctranslate2.__version__} needs CUDA 12's libraries (e.g. pip install "
+                              "nvidia-cublas-cu12); or set generation.backend: transformers") from None
+
+    def check(self, params: GenerationParams) -> None:
+        translate_options(params)
 
     def _seed(self, seed: int) -> None:
         # CTranslate2 seeds a worker thread's random generator once, when it first samples: set_random_seed alone

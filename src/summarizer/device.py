@@ -140,6 +140,30 @@ def resolve_batch_size(value: int | str, device: str, *, cpu: int = 16, cuda: in
     return cuda if device.startswith("cuda") else cpu
 
 
+# Generation on a GPU: sequences per batch from free memory. Past a few hundred sequences a batch gains nothing for a
+# FLAN-T5-sized model (every step is already one large matrix product), and a larger batch only delays the first
+# results and the progress bar.
+GPU_BATCH_CAP = 256
+GPU_MEMORY_SHARE = 0.5  # of the memory free when the model is loaded: room for the allocator's fragmentation
+
+
+def generation_bytes_per_sequence(*, num_decoder_layers: int, num_heads: int, d_kv: int, d_model: int,
+                                  vocab_size: int, source_tokens: int, new_tokens: int, bytes_per_value: int) -> int:
+    """Memory one sequence holds while it is generated: the decoder's key/value caches (cross-attention over the
+    source, self-attention over the new tokens: 2 × layers × heads × d_kv per position), the encoder output it
+    attends to (with room for the encoder's activations while it runs, ×4), and one step's logits in fp32
+    (transformers' logits processors upcast them)."""
+    cache = 2 * num_decoder_layers * num_heads * d_kv * (source_tokens + new_tokens) * bytes_per_value
+    encoder = 4 * source_tokens * d_model * bytes_per_value
+    return cache + encoder + 4 * vocab_size
+
+
+def gpu_generation_batch_size(free_bytes: int, per_sequence: int, *, cap: int = GPU_BATCH_CAP,
+                              share: float = GPU_MEMORY_SHARE) -> int:
+    """``batch_size: auto`` on CUDA: as many sequences as ``share`` of the free memory holds, at most ``cap``."""
+    return max(1, min(cap, int(free_bytes * share) // max(1, per_sequence)))
+
+
 def runtime_facts() -> RuntimeFacts:
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     bf16 = tuple(torch.cuda.get_device_capability(i)[0] >= 8 for i in range(count))

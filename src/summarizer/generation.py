@@ -73,6 +73,9 @@ class TextGenerator(ABC):
     @abstractmethod
     def _seed(self, seed: int) -> None: ...
 
+    def check(self, params: GenerationParams) -> None:  # noqa: B027 (transformers expresses every setting)
+        """Refuse settings this backend cannot express (ConfigError naming the key), before any generation."""
+
     @abstractmethod
     def generate_ids(self, batch: list[list[int]], params: GenerationParams) -> list[list[int]]:
         """The generated ids of each input (no decoder start token), ending with the end token where one was
@@ -91,8 +94,9 @@ class TextGenerator(ABC):
         truncated: list[bool | None] = [None] * len(prompts)
         # Counted in texts, not batches: "37/120 dialogues" tells the user more than "2/8 batches".
         with tqdm(total=len(prompts), desc=desc, unit="text", disable=not progress, leave=False) as bar:
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start:start + self.batch_size]
+            step = max(1, self.batch_size // params.num_beams)  # each beam is a sequence in memory
+            for start in range(0, len(order), step):
+                batch = order[start:start + step]
                 generated = self.generate_ids([encoded[i] for i in batch], params)
                 decoded = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
                 for i, ids, text in zip(batch, generated, decoded):
@@ -165,9 +169,40 @@ def generate_sharded(generator: TextGenerator, prompts: Sequence[str], params: G
     return Generations(texts, truncated)  # type: ignore[arg-type]
 
 
+def auto_batch_size(value: int | str, model_dir: str | Path, *, device: str, dtype: torch.dtype | None,
+                    source_tokens: int, new_tokens: int) -> int:
+    """``generation.batch_size``: an integer as it is; ``auto`` is 16 on a CPU or MPS and, on CUDA, what half the
+    free GPU memory holds for this model (at most 256), logged. Beam search divides it by the beams (generate)."""
+    from summarizer.device import gpu_generation_batch_size, generation_bytes_per_sequence, resolve_batch_size
+
+    if value != "auto" or not device.startswith("cuda"):
+        return resolve_batch_size(value, device)
+    from transformers import AutoConfig
+
+    c = AutoConfig.from_pretrained(str(model_dir))
+    per_sequence = generation_bytes_per_sequence(
+        num_decoder_layers=c.num_decoder_layers, num_heads=c.num_heads, d_kv=c.d_kv, d_model=c.d_model,
+        vocab_size=c.vocab_size, source_tokens=source_tokens, new_tokens=new_tokens,
+        bytes_per_value=torch.finfo(dtype or torch.float32).bits // 8)
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    size = gpu_generation_batch_size(free, per_sequence)
+    log.info("generation.batch_size auto on %s: %d sequences (%.1f MB each, %.1f GB free)", device, size,
+             per_sequence / 1e6, free / 1e9)
+    return size
+
+
+def resolve_backend(value: str, device: str) -> str:
+    """``generation.backend``: ``auto`` is the backend measured faster with identical greedy outputs on the device:
+    CTranslate2 on a CPU (README, Benchmarks); transformers on CUDA until a GPU check has timed CTranslate2 there
+    (its wheel also needs CUDA 12's cuBLAS, which a CUDA 13 PyTorch does not bring) and on MPS (no CTranslate2)."""
+    if value != "auto":
+        return value
+    return "ctranslate2" if device == "cpu" else "transformers"
+
+
 def load_generator(model_dir: str | Path, base_dir: str | Path | None, converted_dir: str | Path | None, *,
                    params: GenerationParams, device: str, dtype: torch.dtype | None, attention: str,
-                   batch_size: int, max_source_tokens: int) -> TextGenerator:
+                   batch_size: int | str, max_source_tokens: int) -> TextGenerator:
     """The generator ``params.backend`` names, for the variant saved at ``model_dir`` (an adapter over
     ``base_dir``), or at ``converted_dir`` for CTranslate2 (the convert stage's output; converted here, into a
     temporary folder, when None). The one place the backend is chosen.
@@ -178,7 +213,9 @@ def load_generator(model_dir: str | Path, base_dir: str | Path | None, converted
     from summarizer.modeling import load_summarizer, load_tokenizer  # modeling imports torch models: kept local
 
     tokenizer = load_tokenizer(base_dir if base_dir is not None else model_dir)  # every variant has the base's
-    if params.backend == "ctranslate2":
+    batch_size = auto_batch_size(batch_size, base_dir if base_dir is not None else model_dir, device=device,
+                                 dtype=dtype, source_tokens=max_source_tokens, new_tokens=params.max_new_tokens)
+    if resolve_backend(params.backend, device) == "ctranslate2":
         from summarizer import ct2
 
         generator = ct2.load_generator(model_dir, base_dir, converted_dir, tokenizer, params=params,

@@ -262,16 +262,15 @@ def is_adapter(path: str | Path) -> bool:
 
 
 def resolve_attention(value: str, device: str) -> str:
-    """``model.attention``: ``auto`` is eager on a CPU and sdpa elsewhere.
+    """``model.attention``: ``auto`` is what was measured faster on the device — sdpa on a CPU, and sdpa (untimed
+    there yet: ``make gpu-check``) on CUDA and MPS.
 
-    T5 adds its relative position bias to the attention scores as a float mask, so on a CPU torch's SDPA falls back
-    to its math kernel and is slower than transformers' eager attention (measured 1.1-1.3x here, identical tokens:
-    benchmarks/generation.py). On CUDA, SDPA with a float mask runs the memory-efficient kernel; which is faster
-    there is for the GPU check to measure.
+    Measured on this project's 2-core CPU (torch 2.13, transformers 5.23, greedy, identical tokens): eager ran at
+    0.96x SDPA's speed on FLAN-T5-base's architecture (batch 16; 0.77x at batch 64), 0.98x on flan-t5-small's and
+    0.86x on the learning profile's small T5 (benchmarks/generation_backends.py). T5 passes its position bias as an
+    additive mask, so SDPA takes its math kernel on a CPU, yet that kernel is still no slower than eager here.
     """
-    if value != "auto":
-        return value
-    return "eager" if device == "cpu" else "sdpa"
+    return "sdpa" if value == "auto" else value  # the same on every device until a GPU measures otherwise
 
 
 def load_summarizer(path: str | Path, base_path: str | Path | None = None, *, device: str = "cpu",

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from summarizer.config import VARIANTS, Params
-from summarizer.device import resolve_batch_size
 from summarizer.errors import USER_ERRORS
 from summarizer.io import rounded
 from summarizer.generation import TextGenerator, load_generator
@@ -164,7 +163,7 @@ class Summarizer:
                     path, None if variant == "base" else base,
                     converted if converted.is_dir() else None, params=self.cfg.generation, device=self.device,
                     dtype=self.dtype, attention=self.cfg.model.attention,
-                    batch_size=resolve_batch_size(self.cfg.generation.batch_size, self.device),
+                    batch_size=self.cfg.generation.batch_size,
                     max_source_tokens=self.cfg.prompt.max_source_tokens)
             self._tokenizer = self._models[variant].tokenizer  # every variant has the base's tokenizer
             if self._scorer is None and (self.models_dir / "classifier").is_dir():
