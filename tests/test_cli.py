@@ -57,16 +57,22 @@ def test_untrained_variant_is_refused(cli):
     assert proc.returncode == 2 and "has not been trained here yet" in proc.stderr.decode()
 
 
-def _weightless_models(tiny_workspace, folder):
-    """A copy of the models folder whose base model lost its weights (an interrupted copy, a bad checkout)."""
+def _weightless_models(tiny_workspace, folder, lost: str):
+    """A copy of the models folder whose base model lost its weights (an interrupted copy, a bad checkout):
+    ``lost`` = "model" (the saved model, and its CTranslate2 conversion with it) or "conversion" (that alone)."""
     import shutil
 
     shutil.copytree(tiny_workspace / "models", folder)
-    (folder / "base" / "model.safetensors").unlink()
+    if lost == "model":
+        (folder / "base" / "model.safetensors").unlink()
+        shutil.rmtree(folder / "ctranslate2")
+    else:
+        (folder / "ctranslate2" / "base" / "model.bin").unlink()
     return folder
 
 
-@pytest.mark.parametrize("case", ["missing file", "a directory", "not UTF-8", "weightless model"])
+@pytest.mark.parametrize("case", ["missing file", "a directory", "not UTF-8", "weightless model",
+                                  "weightless conversion"])
 def test_every_failure_is_one_line_and_nonzero(cli, tiny_workspace, tmp_path, case):
     """`summarizer summarize missing.txt` printed a FileNotFoundError traceback (issue 11)."""
     args, expected = {
@@ -76,11 +82,14 @@ def test_every_failure_is_one_line_and_nonzero(cli, tiny_workspace, tmp_path, ca
         "not UTF-8": ([str(tmp_path / "latin1.txt")], (2, "latin1.txt is not UTF-8 text (byte 14 is b'\\xe9')")),
         "weightless model": (["--models", str(tmp_path / "models"), str(tmp_path / "d.txt")],
                              (1, f"error: could not load the model saved at {tmp_path / 'models' / 'base'}")),
+        "weightless conversion": (["--models", str(tmp_path / "models"), str(tmp_path / "d.txt")],
+                                  (1, "error: could not load the CTranslate2 model saved at "
+                                      f"{tmp_path / 'models' / 'ctranslate2' / 'base'}")),
     }[case]
     (tmp_path / "latin1.txt").write_bytes("#Person1#: Caf\u00e9?\n#Person2#: Oui.".encode("latin-1"))
     (tmp_path / "d.txt").write_text(EXAMPLE_DIALOGUE)
-    if case == "weightless model":
-        _weightless_models(tiny_workspace, tmp_path / "models")
+    if case.startswith("weightless"):
+        _weightless_models(tiny_workspace, tmp_path / "models", case.split()[1])
     proc = cli("--model", "base", *args)
     err = proc.stderr.decode()
     assert proc.returncode == expected[0], err

@@ -114,3 +114,18 @@ def test_empty_summary_is_said_by_the_cli(params, tmp_path, monkeypatch, capsys)
     assert cli.main(["summarize", "--params", str(write_params(tmp_path / "p.yaml", params)), str(path)]) == 0
     err = capsys.readouterr().err
     assert "note: the model returned an empty summary." in err and "tiny random ones" in err
+
+
+def test_each_backend_serves_the_same_greedy_summary(tiny_workspace):
+    """generation.backend reaches the app and the CLI: CTranslate2 (reading the convert stage's output) and
+    transformers give the same greedy summary, and the result says which produced it."""
+    import dataclasses
+
+    results = {}
+    for backend in ("transformers", "ctranslate2"):
+        cfg = dataclasses.replace(CFG, generation=dataclasses.replace(CFG.generation, backend=backend))
+        service = Summarizer(cfg, tiny_workspace / "models")
+        results[backend] = service.summarize(EXAMPLE_DIALOGUE, "base", Options(max_new_tokens=12), max_chars=20_000)
+    assert {b: r.backend for b, r in results.items()} == {"transformers": "transformers",
+                                                         "ctranslate2": "ctranslate2"}
+    assert results["transformers"].summary == results["ctranslate2"].summary

@@ -56,7 +56,9 @@ def summarize_request(service: Summarizer, cfg: Params, dialogue: str, variant: 
     excerpt = first_line[:120] + (" …" if len(dialogue.strip()) > 120 else "")
     # Pasted text and generated text are shown as the characters they are, never interpreted.
     history.append({"role": "user", "content": literal_markdown(excerpt)})
-    history.append({"role": "assistant", "content": literal_markdown(f"[{variant}] {result.summary}")})
+    # Which engine generated it (generation.backend; prompt tuning is always transformers).
+    history.append({"role": "assistant", "content": literal_markdown(f"[{variant}, {result.backend}] "
+                                                                     f"{result.summary}")})
     return result.summary, f"{result.toxicity:.4f}", f"{result.latency_s:.2f} s", literal_markdown(note), history
 
 

@@ -129,6 +129,16 @@ def resolve_compute_type(value: str, device: str, dtype: torch.dtype | None) -> 
     return value
 
 
+def _open_translator(path: str | Path, **kwargs) -> ctranslate2.Translator:
+    """A ``ctranslate2.Translator``; a folder with missing or broken files is one message, not a traceback."""
+    try:
+        return ctranslate2.Translator(str(path), **kwargs)
+    except (RuntimeError, ValueError, OSError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"could not load the CTranslate2 model saved at {path}: {first_line}. Rerun the stage "
+                         "that writes it (dvc repro), or dvc checkout.") from None
+
+
 class CTranslate2Generator(TextGenerator):
     """``ctranslate2.Translator`` over a converted variant, in the same batches as the transformers path."""
 
@@ -141,9 +151,8 @@ class CTranslate2Generator(TextGenerator):
         self.on_cpu = kind == "cpu"
         self.compute_type = compute_type
         # As many threads as torch uses (one per core by default): the two backends compare on equal terms.
-        self._load = lambda: ctranslate2.Translator(str(path), device=kind, device_index=index,
-                                                    compute_type=compute_type,
-                                                    intra_threads=torch.get_num_threads() if self.on_cpu else 0)
+        self._load = lambda: _open_translator(path, device=kind, device_index=index, compute_type=compute_type,
+                                              intra_threads=torch.get_num_threads() if self.on_cpu else 0)
         self.translator = self._load()
         self._sampled = False
         if not self.on_cpu:

@@ -102,6 +102,7 @@ class TextGenerator(ABC):
                 for i, ids, text in zip(batch, generated, decoded):
                     texts[i], truncated[i] = text.strip(), eos not in ids
                 bar.update(len(batch))
+                bar.refresh()  # shown even when a batch takes less than tqdm's minimum interval (the app follows it)
         return Generations(texts, truncated)  # type: ignore[arg-type]
 
 
