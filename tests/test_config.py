@@ -179,3 +179,13 @@ def test_accelerate_config_must_exist_and_leave_the_gpus_to_itself(params, tmp_p
     params["device"] = "cuda:1"
     with pytest.raises(ConfigError, match="params.yaml: training.accelerate_config must be null with device cuda:1"):
         parse_params(params)
+
+
+@pytest.mark.parametrize("section", ["full", "lora", "prompt_tuning"])
+def test_warmup_ratio_of_one_is_refused(params, section):
+    """transformers 5 reads warmup_steps >= 1 as a step count: a ratio of 1.0 would warm up for one step."""
+    params[section]["warmup_ratio"] = 1.0
+    with pytest.raises(ConfigError, match=rf"{section}\.warmup_ratio must be a share of the steps in \[0, 1\)"):
+        parse_params(params)
+    params[section]["warmup_ratio"] = 0.99
+    assert getattr(parse_params(params), section).warmup_ratio == 0.99

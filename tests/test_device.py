@@ -63,6 +63,10 @@ from summarizer.device import check_num_processes, pin_visible_gpu, resolve_batc
     ("cuda:3", {"CUDA_VISIBLE_DEVICES": "4,6,7"}, {}, "cuda:3"),  # not there: resolve_device names it
     ("cpu", {}, {}, "cpu"),
     ("mps", {}, {}, "mps"),
+    # GPUs hidden on purpose: never unhidden (auto then finds no GPU; cuda is refused by resolve_device)
+    ("auto", {"CUDA_VISIBLE_DEVICES": ""}, {}, "auto"),
+    ("cuda", {"CUDA_VISIBLE_DEVICES": ""}, {}, "cuda"),
+    ("cuda:0", {"CUDA_VISIBLE_DEVICES": " "}, {}, "cuda:0"),
 ])
 def test_pin_visible_gpu(requested, env, updates, device):
     assert pin_visible_gpu(requested, env) == (updates, device)

@@ -58,3 +58,17 @@ def test_every_stage_is_checked():
     assert {n for n, _ in _stages()} >= {"check_params", "prepare_data", "base_model", "classifier", "tokenize",
                                            "baseline", "finetune", "detoxify", "evaluate", "references", "compare",
                                            "report"}
+
+
+def test_detoxify_reruns_for_the_ppo_keys_it_reads_only():
+    """ppo.min_eval_dialogues is read by compare alone: listing the whole ppo section under detoxify made a change
+    to it rerun PPO. Every other ppo key must be listed, so no change to PPO's settings is missed."""
+    import dataclasses
+
+    from summarizer.config import PpoParams
+
+    doc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    listed = {p.removeprefix("ppo.") for p in doc["stages"]["detoxify"]["params"] if str(p).startswith("ppo")}
+    assert "ppo" not in listed
+    assert listed == {f.name for f in dataclasses.fields(PpoParams)} - {"min_eval_dialogues"}
+    assert "ppo.min_eval_dialogues" in doc["stages"]["compare"]["params"]

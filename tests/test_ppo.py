@@ -211,6 +211,9 @@ def test_two_ppo_steps_train_only_the_new_adapter_and_save_the_policy(tiny_works
     assert (tmp_path / "ppo/model.safetensors").exists() and (tmp_path / "ppo/tokenizer.json").exists()
     reloaded = load_summarizer(tmp_path / "ppo")
     assert not any("v_head" in n or "lora_" in n for n, _ in reloaded.named_parameters())
+    # PPO ran without dropout; the saved model keeps the base's, so fine-tuning it later trains with dropout.
+    base_dropout = load_summarizer(base).config.dropout_rate
+    assert base_dropout > 0 and reloaded.config.dropout_rate == base_dropout
     with torch.no_grad():  # merging the adapters into the weights rounds differently: a relative tolerance
         assert torch.allclose(reloaded(input_ids=ids, decoder_input_ids=start).logits, expected, rtol=1e-3,
                               atol=1e-3)

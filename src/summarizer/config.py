@@ -80,6 +80,13 @@ def _fraction(v: Any) -> str | None:
     return None if v is None or 0.0 <= v <= 1.0 else "be a fraction in [0, 1]"
 
 
+def _warmup_share(v: Any) -> str | None:
+    # transformers 5 takes warmup_steps >= 1 as a number of steps (training_args.py, get_warmup_steps ~2158):
+    # a ratio of 1.0 would become one warmup step, the opposite of what it says.
+    return None if v is None or 0.0 <= v < 1.0 else ("be a share of the steps in [0, 1) "
+                                                      "(transformers reads 1.0 as one step)")
+
+
 def _template(v: str) -> str | None:
     fields = [name for _, name, _, _ in string.Formatter().parse(v) if name is not None]
     if fields != ["dialogue"]:
@@ -147,7 +154,7 @@ class PretrainParams:
     batch_size: int = checked(_gt(0))
     epochs: float = checked(_gt(0))
     max_steps: int | None = checked(_gt(0))
-    warmup_ratio: float = checked(_fraction)
+    warmup_ratio: float = checked(_warmup_share)
     weight_decay: float = checked(_ge(0))
     logging_steps: int = checked(_gt(0))
     save_steps: int | None = checked(_gt(0))  # checkpoints (a rerun resumes); null = once per epoch
@@ -279,7 +286,7 @@ class MethodParams:
     grad_accum_steps: int = checked(_gt(0))
     epochs: float = checked(_gt(0))
     max_steps: int | None = checked(_gt(0))  # overrides epochs when set
-    warmup_ratio: float = checked(_fraction)
+    warmup_ratio: float = checked(_warmup_share)
     weight_decay: float = checked(_ge(0))
     activation_checkpointing: bool = field()  # recompute activations in the backward pass (memory for time)
 

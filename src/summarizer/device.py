@@ -97,7 +97,8 @@ def pin_visible_gpu(requested: str, env: Mapping[str, str]) -> tuple[dict[str, s
         return {}, requested  # resolve_device reports the bad value
     index = int(match.group(1) or 0) if match else 0
     visible = env.get("CUDA_VISIBLE_DEVICES")
-    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else None
+    # An empty CUDA_VISIBLE_DEVICES hides every GPU on purpose: it is an (empty) list to respect, not "unset".
+    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible is not None else None
     if ids is not None and index >= len(ids):
         return {}, requested  # not there: resolve_device names the device and what is visible
     pinned = ids[index] if ids is not None else str(index)

@@ -33,6 +33,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedTokenizerBase
+import summarizer.trl_compat  # noqa: F401, I001  (before trl: corrects trl's optional-package flags)
 from trl import AutoModelForSeq2SeqLMWithValueHead, PPOConfig, PPOTrainer
 
 from summarizer.config import PpoParams
@@ -62,7 +63,8 @@ def load_policy(base_dir: str | Path, adapter_dir: str | Path,
     None: its default).
     """
     config = AutoConfig.from_pretrained(str(base_dir))
-    if hasattr(config, "dropout_rate"):
+    train_dropout = getattr(config, "dropout_rate", None)
+    if train_dropout is not None:
         config.dropout_rate = 0.0  # T5's attention applies it functionally, out of reach of disable_dropout
     base = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), config=config, dtype=torch.float32,
                                                  use_safetensors=True, attn_implementation=attention)
@@ -72,6 +74,7 @@ def load_policy(base_dir: str | Path, adapter_dir: str | Path,
     lora.init_lora_weights = True  # B = 0: the fresh adapter starts as the identity
     policy = AutoModelForSeq2SeqLMWithValueHead.from_pretrained(get_peft_model(summarizer, lora))
     disable_dropout(policy)
+    policy.train_dropout_rate = train_dropout  # restored in the saved model's config (save_policy)
     return policy
 
 
@@ -210,6 +213,9 @@ def save_policy(policy: AutoModelForSeq2SeqLMWithValueHead, tokenizer: PreTraine
     """The detoxified summarizer as a whole model (fine-tuned LoRA and PPO adapters merged into the base), with
     its tokenizer: loadable like any saved model. Merging consumes the policy's adapter."""
     model = policy.pretrained_model.merge_and_unload()
+    # The base's dropout, not PPO's 0.0: a later fine-tuning from the saved model must train with dropout.
+    if getattr(policy, "train_dropout_rate", None) is not None:
+        model.config.dropout_rate = policy.train_dropout_rate
     with atomic_dir(out_dir) as partial:
         model.save_pretrained(str(partial), safe_serialization=True)
         tokenizer.save_pretrained(str(partial))
