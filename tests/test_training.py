@@ -285,3 +285,30 @@ def test_optimizer_param_is_used(constant_task, tmp_path, optimizer, expected):
                     out_dir=tmp_path / "out", checkpoint_dir=tmp_path / "ckpt", live_dir=tmp_path / "live",
                     runtime=CPU, callbacks=[record])
     assert record.name == expected and summary["optimizer"] == optimizer
+
+
+class _TieLikeFsdp(TrainerCallback):
+    """What accelerate's FSDP2 preparation does with fsdp_cpu_ram_efficient_loading: call tie_weights()."""
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        model.tie_weights()
+
+
+def test_an_untied_output_layer_survives_tie_weights(tiny_workspace, tmp_path):
+    """FLAN-T5 v1.1 has its own lm_head; transformers 5 marks every T5 config tied, so a tie_weights() during
+    preparation replaced the head with the input embedding. The tiny models are tied: this one is not."""
+    tok = load_tokenizer(tiny_workspace / "models/base")
+    model = build_tiny_t5(_cfg().model.tiny, tok, seed=0)
+    with torch.no_grad():
+        model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.lm_head.weight))
+    base_dir = tmp_path / "untied"
+    model.save_pretrained(base_dir)
+    tok.save_pretrained(base_dir)
+    head = model.lm_head.weight.detach().clone()
+    cfg = dataclasses.replace(_cfg(full={"max_steps": 1}), lr=1e-9)
+    train(_request(cfg, "full"), base_dir=base_dir,
+          features_dir=tiny_workspace / "data/tokenized", out_dir=tmp_path / "full", checkpoint_dir=tmp_path / "c",
+          live_dir=tmp_path / "live", runtime=CPU, callbacks=[_TieLikeFsdp()])
+    trained = load_summarizer(tmp_path / "full")
+    assert torch.allclose(trained.lm_head.weight, head, atol=1e-6)  # lr 1e-9: the head it started from
+    assert not torch.allclose(trained.lm_head.weight, trained.shared.weight)

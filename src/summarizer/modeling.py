@@ -261,6 +261,20 @@ def is_adapter(path: str | Path) -> bool:
     return (Path(path) / "adapter_config.json").exists()
 
 
+def keep_own_head(model: PreTrainedModel) -> None:
+    """Stop a later ``tie_weights()`` from replacing a model's own output layer with its input embedding.
+
+    transformers 5.23 sets every T5Config's ``tie_word_embeddings`` to True (``models/t5/configuration_t5.py`` ~83).
+    ``from_pretrained`` keeps a checkpoint's own ``lm_head`` when it differs from the embedding (FLAN-T5 v1.1, base
+    to XXL, has one), but a later ``tie_weights()`` ties it, and accelerate's FSDP2 preparation calls that with
+    ``fsdp_cpu_ram_efficient_loading`` (``accelerate/utils/fsdp_utils.py`` ~846, ~915), which both shipped FSDP
+    configs set: training would silently start from the wrong output layer. Call after loading, before training.
+    """
+    head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
+    if head is not None and embedding is not None and head.weight.data_ptr() != embedding.weight.data_ptr():
+        model.config.tie_word_embeddings = False
+
+
 def resolve_attention(value: str, device: str) -> str:
     """``model.attention``: ``auto`` is what was measured faster on the device — sdpa on a CPU, and sdpa (untimed
     there yet: ``make gpu-check``) on CUDA and MPS.

@@ -39,7 +39,7 @@ from trl import AutoModelForSeq2SeqLMWithValueHead, PPOConfig, PPOTrainer
 from summarizer.config import PpoParams
 from summarizer.device import Runtime, resolve_batch_size
 from summarizer.io import LOSS_DIGITS, atomic_dir, rounded
-from summarizer.modeling import count_parameters
+from summarizer.modeling import count_parameters, keep_own_head
 from summarizer.prompts import build_prompt
 from summarizer.scoring import bootstrap_ci, bootstrap_difference
 from summarizer.toxicity import REWARD
@@ -68,6 +68,7 @@ def load_policy(base_dir: str | Path, adapter_dir: str | Path,
         config.dropout_rate = 0.0  # T5's attention applies it functionally, out of reach of disable_dropout
     base = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), config=config, dtype=torch.float32,
                                                  use_safetensors=True, attn_implementation=attention)
+    keep_own_head(base)
     summarizer = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     lora = LoraConfig.from_pretrained(str(adapter_dir))
     lora.inference_mode = False

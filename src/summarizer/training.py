@@ -36,7 +36,7 @@ from summarizer.config import METHODS, LoraParams, MethodParams, PromptTuningPar
 from summarizer.device import Runtime
 from summarizer.io import (LOSS_DIGITS, atomic_write_text, partial_dir, publish_dir, read_jsonl, rounded,
                           start_partial_dir, write_json)
-from summarizer.modeling import count_parameters, load_tokenizer, resolve_attention
+from summarizer.modeling import count_parameters, keep_own_head, load_tokenizer, resolve_attention
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,7 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
     model = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), dtype=torch.float32, use_safetensors=True,
                                                   attn_implementation=resolve_attention(request.attention,
                                                                                         runtime.device))
+    keep_own_head(model)  # FLAN-T5's own lm_head must survive accelerate's FSDP preparation
     # The adapter's random initialisation (LoRA's A) draws from torch's generator before the Trainer seeds it:
     # seeded here, the same seed gives the same adapter whatever ran before in the process.
     set_seed(request.seed)
