@@ -12,7 +12,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-from helpers import tiny_params, write_params  # noqa: E402
+from helpers import reset_accelerate, tiny_params, write_params  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_accelerate_state():
+    """accelerate keeps its device and precision in process-wide singletons: a module that set them (test_gpu.py:
+    CUDA, bf16) made the next module's PPO trainers fail with "AcceleratorState has already been initialized".
+    Each test module starts from none."""
+    yield
+    reset_accelerate()
 
 
 @pytest.fixture

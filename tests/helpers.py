@@ -38,3 +38,10 @@ def with_this_python(env: dict[str, str]) -> dict[str, str]:
     `make` run in the environment the tests run in (an unactivated venv included)."""
     return env | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
 
+
+
+def reset_accelerate() -> None:
+    """Forget accelerate's process-wide device and precision (a stage sets them once; a test module may differ)."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)

@@ -68,7 +68,7 @@ def test_binds_to_localhost_only(app_url):
 
 
 def test_browser_paste_click_summary(app_url, tmp_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
@@ -76,13 +76,15 @@ def test_browser_paste_click_summary(app_url, tmp_path):
             "--disable-component-update", "--disable-sync"])
         page = browser.new_page(viewport={"width": 1300, "height": 900})
         page.goto(app_url, wait_until="networkidle")
-        assert page.locator("#tiny-warning").is_visible()  # it says the tiny models are meaningless
+        # It says the tiny models are meaningless. A waiting assertion: right after networkidle Gradio may not have
+        # rendered it yet (an immediate is_visible() failed once in three runs).
+        expect(page.locator("#tiny-warning")).to_be_visible(timeout=30_000)
         page.locator("#dialogue textarea").fill(DIALOGUE)
         page.locator("#summarize").click()
         page.wait_for_function("document.querySelector('#latency textarea').value.endsWith(' s')", timeout=90_000)
         toxicity = float(page.locator("#toxicity textarea").input_value())
         assert 0 <= toxicity <= 1
-        assert "AI-generated" in page.locator("#summary").inner_text()
+        expect(page.locator("#summary")).to_contain_text("AI-generated")
         # bad input: a message on the page, not a stack trace
         page.locator("#dialogue textarea").fill("   ")
         page.locator("#summarize").click()
@@ -99,7 +101,7 @@ HOSTILE = ("#Person1#: Hi <script>alert(1)</script> there, did you get my <img s
 def test_pasted_html_is_shown_as_text(app_url):
     """Gradio's sanitizer kept `<img>` (dropping only its handler) and removed `<script>` text from the history:
     whatever a person pastes is shown as the characters they pasted, never interpreted."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
@@ -112,10 +114,9 @@ def test_pasted_html_is_shown_as_text(app_url):
         page.locator("#dialogue textarea").fill(HOSTILE)
         page.locator("#summarize").click()
         page.wait_for_function("document.querySelector('#latency textarea').value.endsWith(' s')", timeout=90_000)
-        page.wait_for_timeout(500)
         history = page.locator("#history")
-        text = history.inner_text()
-        assert "Hi <script>alert(1)</script> there, did you get my <img src=x onerror=alert(2)> note?" in text
+        expect(history).to_contain_text("Hi <script>alert(1)</script> there, did you get my <img src=x "
+                                        "onerror=alert(2)> note?", timeout=30_000)
         assert history.locator("img").count() == 0 and history.locator("script").count() == 0
         assert dialogs == []
         browser.close()

@@ -247,3 +247,20 @@ def test_reward_quarters_compare_first_and_last_steps():
     assert out["difference"]["ci_low"] > 0  # a rise the CI separates from zero
     flat = reward_quarters([{"rewards": [1.0, -1.0]} for _ in range(4)], resamples=200, seed=0)
     assert flat["difference"]["ci_low"] <= 0 <= flat["difference"]["ci_high"]
+
+
+def test_a_state_left_by_another_module_is_reset_between_modules(base, sft_adapter):
+    """test_gpu.py leaves accelerate set to CUDA/bf16; the PPO tests after it failed with "AcceleratorState has
+    already been initialized". Simulated here on the CPU with bf16; conftest resets the state after each module."""
+    from accelerate import Accelerator
+
+    from helpers import reset_accelerate
+
+    reset_accelerate()
+    Accelerator(mixed_precision="bf16", cpu=True)  # the leak
+    try:
+        with pytest.raises(ValueError, match="already been initialized"):
+            _trainer(base, sft_adapter, _cfg(steps=1))
+    finally:
+        reset_accelerate()  # what conftest's module fixture does
+    assert _trainer(base, sft_adapter, _cfg(steps=1)).accelerator.mixed_precision == "no"
