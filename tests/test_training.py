@@ -70,7 +70,7 @@ def _steps(tsv):
 
 
 def test_interrupt_and_resume(tiny_workspace, tmp_path):
-    cfg = _cfg(lora={"max_steps": 4})
+    cfg = _cfg(lora={"max_steps": 4, "lr": 0.3})  # a rate that moves the loss from step to step
     kwargs = dict(base_dir=tiny_workspace / "models/base", features_dir=tiny_workspace / "data/tokenized",
                   out_dir=tmp_path / "out", checkpoint_dir=tmp_path / "ckpt", live_dir=tmp_path / "live",
                   runtime=CPU)
@@ -86,6 +86,11 @@ def test_interrupt_and_resume(tiny_workspace, tmp_path):
     assert (tmp_path / "out/adapter_model.safetensors").exists()
     assert not (tmp_path / "ckpt").exists(), "a finished run leaves only its final outputs"
     assert _steps(tmp_path / "live/plots/metrics/loss.tsv") == [1, 2, 3, 4], "the curve continues"
+    # the mean training loss covers all 4 steps (logged every step here), not only the 2 after the resume
+    logged = [float(line.split("\t")[-1]) for line in
+              (tmp_path / "live/plots/metrics/loss.tsv").read_text().splitlines()[1:]]
+    assert second["train_loss_mean"] == pytest.approx(sum(logged) / 4, abs=2e-4)
+    assert abs(second["train_loss_mean"] - sum(logged[2:]) / 2) > 1e-3, logged
     # validation before training (step 0: the base, not evaluated again when the run resumes) and at steps 2 and 4
     # (eval_steps=2), each once: no second point from a final evaluation
     assert _steps(tmp_path / "live/plots/metrics/eval/loss.tsv") == [0, 2, 4]

@@ -171,6 +171,26 @@ def training_arguments(request: TrainRequest, runtime: Runtime, checkpoint_dir: 
     )
 
 
+def mean_train_loss(history: Sequence[dict], this_run_mean: float, resumed_step: int, last_step: int) -> float:
+    """The mean training loss over every step of the run, a resumed one included.
+
+    transformers' ``training_loss`` averages only the steps of the call that finished (``trainer.py`` ~1998:
+    the loss summed since ``_initial_global_step``, the resume point). The steps before the resume come from the
+    logged losses restored with the checkpoint (each the mean over the steps since the previous log), weighted by
+    the steps each covers; steps before the resume that no log covered are left out.
+    """
+    if resumed_step == 0:
+        return this_run_mean
+    total, steps, previous = 0.0, 0, 0
+    for entry in history:
+        if "loss" in entry and entry["step"] <= resumed_step:
+            total += entry["loss"] * (entry["step"] - previous)
+            steps += entry["step"] - previous
+            previous = entry["step"]
+    resumed = last_step - resumed_step
+    return (total + this_run_mean * resumed) / max(steps + resumed, 1)
+
+
 def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Path, out_dir: str | Path,
           checkpoint_dir: str | Path, live_dir: str | Path, runtime: Runtime,
           callbacks: Sequence[TrainerCallback] = ()) -> dict:
@@ -256,7 +276,8 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
         "eval_loss_start": start_evals[0] if start_evals else None,  # before training (None when resumed)
         "train_loss_first": train_losses[0] if train_losses else None,
         "train_loss_last": train_losses[-1] if train_losses else None,
-        "train_loss_mean": result.training_loss,
+        "train_loss_mean": mean_train_loss(history, result.training_loss, resumed_step,
+                                           trainer.state.global_step),
         "eval_loss": eval_loss,
     }, LOSS_DIGITS)
     return rounded({
