@@ -27,7 +27,8 @@ def main(argv=None) -> None:
     p = parser(__doc__)
     p.add_argument("--data", required=True, help="folder with train.jsonl (examples) and test.jsonl")
     p.add_argument("--model", required=True, help="the base model")
-    p.add_argument("--converted", required=True, help="the base model converted for CTranslate2 (stage convert)")
+    p.add_argument("--converted", help="the base model converted for CTranslate2 (stage convert); without it, "
+                                       "generation.backend ctranslate2 converts it now")
     p.add_argument("--out", required=True, help="per-dialogue predictions of every strategy and setting (.jsonl)")
     p.add_argument("--metrics", required=True)
     args = p.parse_args(argv)

@@ -27,7 +27,8 @@ def main(argv=None) -> None:
     p.add_argument("--variant", required=True, help="name recorded in the outputs (base, full, lora, ...)")
     p.add_argument("--model", required=True, help="a saved model, or a PEFT adapter over --base-model")
     p.add_argument("--base-model", required=True, help="tokenizer, and base of an adapter")
-    p.add_argument("--converted", required=True, help="the variant converted for CTranslate2 (stage convert)")
+    p.add_argument("--converted", help="the variant converted for CTranslate2 (stage convert); without it, "
+                                       "generation.backend ctranslate2 converts it now")
     p.add_argument("--classifier", required=True, help="the toxicity classifier")
     p.add_argument("--test", required=True, help="the prepared test split")
     p.add_argument("--out", required=True, help="per-dialogue predictions (.jsonl)")

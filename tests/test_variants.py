@@ -1,8 +1,9 @@
 """Every saved variant is what was trained, and no two variants are the same model.
 
 Each method trains a few steps; a callback records the trained model's logits on a fixed batch at the end of
-training. Loaded back the way the evaluate stage loads it (``load_summarizer(out, base)``), each variant must give
-those logits again — an adapter that is not loaded, merged twice or saved empty would not — and logits that differ
+training. Loaded back the way the evaluate stage loads it with ``generation.backend: transformers``
+(``load_summarizer(out, base)``; the CTranslate2 conversion of each is held to these models by tests/test_ct2.py),
+each variant must give those logits again — an adapter that is not loaded, merged twice or saved empty would not — and logits that differ
 from base's and from every other variant's.
 """
 
@@ -95,7 +96,7 @@ def trained(tiny_workspace, tmp_path_factory):
 def test_saved_variant_is_the_trained_model(trained, variant):
     out, batch, base_dir = trained
     folder, expected = out[variant]
-    loaded = load_summarizer(folder, base_dir)  # exactly as stages/evaluate.py loads it
+    loaded = load_summarizer(folder, base_dir)  # as stages/evaluate.py loads it with backend transformers
     # Merging adapters into the weights (ppo) rounds differently from applying them: a small tolerance.
     torch.testing.assert_close(_logits(loaded, batch), expected, rtol=1e-4, atol=1e-4)
 
