@@ -31,7 +31,7 @@ app:  ## the chatbot on http://127.0.0.1:7860 over the models under models/ (aft
 
 # The columns people compare across experiments: learning rates, batch sizes, ROUGE-L and toxicity per variant
 # (plain `dvc exp show` has over 1,600 columns).
-EXP_COLUMNS = ^Experiment$$|^Created$$|^(params\.yaml:)?(lr|(lora|prompt_tuning|ppo)\.lr|(full|lora|prompt_tuning|ppo)\.batch_size)$$|^metrics/eval/[a-z_]+\.json:(per_reference\.rougeL|toxicity\.mean)\.mean$$
+EXP_COLUMNS = ^Experiment$$|^Created$$|^(params\.yaml:)?(lr|(lora|prompt_tuning|ppo)\.lr|(full|lora|prompt_tuning|ppo)\.batch_size)$$|^metrics/eval/(base|full|lora|prompt_tuning|ppo)\.json:(per_reference\.rougeL|toxicity\.mean)\.mean$$
 
 exps:  ## experiments side by side, only the columns people compare (ARGS=--csv or --md for a file)
 	dvc exp show --drop '.*' --keep '$(EXP_COLUMNS)' $(ARGS)

@@ -27,6 +27,8 @@ def main(argv=None) -> None:
     p.add_argument("--classifier", required=True, help="the toxicity classifier (the reward)")
     p.add_argument("--train", required=True, help="dialogues for the PPO prompts")
     p.add_argument("--out", required=True, help="the detoxified model (LoRA and PPO adapters merged)")
+    p.add_argument("--start-out", required=True,
+                   help="the policy PPO starts from (LoRA merged), saved like --out: toxicity's 'before'")
     p.add_argument("--live", required=True, help="dvclive folder: per-step curves")
     p.add_argument("--metrics", required=True)
     args = p.parse_args(argv)
@@ -43,8 +45,8 @@ def main(argv=None) -> None:
     log.info("%d PPO prompts (train dialogues of %d-%d characters)", len(prompts), pc.prompt_min_chars + 1,
              pc.prompt_max_chars)
     tokenizer = load_tokenizer(args.base_model)
-    policy = load_policy(args.base_model, args.adapter, attention=resolve_attention(cfg.model.attention,
-                                                                                    runtime.device))
+    policy = load_policy(args.base_model, args.adapter, resolve_attention(cfg.model.attention, runtime.device),
+                         tokenizer=tokenizer, start_dir=args.start_out)
     trainer = make_trainer(policy, tokenizer, pc, runtime, cfg.seed)
     scorer = load_toxicity_scorer(args.classifier, cfg.classifier, device=runtime.device)
     live = Live(dir=args.live, dvcyaml=False, save_dvc_exp=False, report=None)

@@ -264,3 +264,25 @@ def test_a_state_left_by_another_module_is_reset_between_modules(base, sft_adapt
     finally:
         reset_accelerate()  # what conftest's module fixture does
     assert _trainer(base, sft_adapter, _cfg(steps=1)).accelerator.mixed_precision == "no"
+
+
+def test_before_and_after_ppo_are_one_representation(base, sft_adapter, tmp_path):
+    """Toxicity before/after PPO compared `lora` (bf16 base + the adapter peft keeps in fp32) with the merged PPO
+    model loaded in bf16: two numerical objects, different with no PPO step at all. `ppo_start` is the policy PPO
+    starts from, saved like `ppo`: with zero PPO steps the two give identical bf16 logits (and greedy outputs)."""
+    tokenizer = load_tokenizer(base)
+    policy = load_policy(base, sft_adapter, tokenizer=tokenizer, start_dir=tmp_path / "ppo_start")
+    save_policy(policy, tokenizer, tmp_path / "ppo")  # zero steps
+    ids = encode_queries(tokenizer, ["#Person1#: Hello, how was the trip?\n#Person2#: Long, but fine."], 512)[0][None]
+    start = torch.zeros((1, 1), dtype=torch.long)
+
+    def logits(model):
+        with torch.inference_mode():
+            return model(input_ids=ids, decoder_input_ids=start).logits.float()
+
+    bf16 = dict(dtype=torch.bfloat16)
+    before, after = (logits(load_summarizer(tmp_path / v, **bf16)) for v in ("ppo_start", "ppo"))
+    assert torch.equal(before, after)
+    old_before = logits(load_summarizer(sft_adapter, base, **bf16))  # what was compared before
+    assert not torch.equal(old_before, after)
+    assert load_summarizer(tmp_path / "ppo_start").config.dropout_rate > 0  # saved like ppo: the base's dropout

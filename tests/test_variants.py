@@ -2,9 +2,9 @@
 
 Each method trains a few steps; a callback records the trained model's logits on a fixed batch at the end of
 training. Loaded back the way the evaluate stage loads it with ``generation.backend: transformers``
-(``load_summarizer(out, base)``; the CTranslate2 conversion of each is held to these models by tests/test_ct2.py),
-each variant must give those logits again — an adapter that is not loaded, merged twice or saved empty would not — and logits that differ
-from base's and from every other variant's.
+(``load_summarizer(out, base)``; tests/test_ct2.py holds each CTranslate2 conversion to these models), each variant
+must give those logits again — an adapter that is not loaded, merged twice or saved empty would not — and logits
+that differ from base's and from every other variant's.
 """
 
 import dataclasses

@@ -54,13 +54,17 @@ def select_prompts(rows: Sequence[dict], template: str, min_chars: int, max_char
     return prompts
 
 
-def load_policy(base_dir: str | Path, adapter_dir: str | Path,
-                attention: str | None = None) -> AutoModelForSeq2SeqLMWithValueHead:
+def load_policy(base_dir: str | Path, adapter_dir: str | Path, attention: str | None = None, *,
+                tokenizer: PreTrainedTokenizerBase | None = None,
+                start_dir: str | Path | None = None) -> AutoModelForSeq2SeqLMWithValueHead:
     """The policy: base + fine-tuned LoRA adapter merged, a fresh trainable LoRA adapter on top, a value head.
 
     Weights are fp32 whatever the checkpoint's dtype (transformers 5 loads ``dtype="auto"``); mixed precision is
     applied by autocast (:func:`make_trainer`). ``attention``: transformers' attn_implementation (eager, sdpa;
-    None: its default).
+    None: its default). ``start_dir``: also save the merged model there, with ``tokenizer`` — the policy PPO
+    starts from (its fresh adapter is the identity), saved exactly as :func:`save_policy` saves where it ends, so
+    that toxicity before and after PPO compares two models of one representation (the LoRA variant itself is the
+    base plus an fp32 adapter, which in bf16 gives other logits than the same weights merged).
     """
     config = AutoConfig.from_pretrained(str(base_dir))
     train_dropout = getattr(config, "dropout_rate", None)
@@ -70,6 +74,10 @@ def load_policy(base_dir: str | Path, adapter_dir: str | Path,
                                                  use_safetensors=True, attn_implementation=attention)
     keep_own_head(base)
     summarizer = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    if start_dir is not None:
+        if tokenizer is None:
+            raise ValueError("start_dir needs the tokenizer to save with the model")
+        save_whole_model(summarizer, tokenizer, start_dir, dropout_rate=train_dropout)
     lora = LoraConfig.from_pretrained(str(adapter_dir))
     lora.inference_mode = False
     lora.init_lora_weights = True  # B = 0: the fresh adapter starts as the identity
@@ -214,9 +222,20 @@ def save_policy(policy: AutoModelForSeq2SeqLMWithValueHead, tokenizer: PreTraine
     """The detoxified summarizer as a whole model (fine-tuned LoRA and PPO adapters merged into the base), with
     its tokenizer: loadable like any saved model. Merging consumes the policy's adapter."""
     model = policy.pretrained_model.merge_and_unload()
-    # The base's dropout, not PPO's 0.0: a later fine-tuning from the saved model must train with dropout.
-    if getattr(policy, "train_dropout_rate", None) is not None:
-        model.config.dropout_rate = policy.train_dropout_rate
-    with atomic_dir(out_dir) as partial:
-        model.save_pretrained(str(partial), safe_serialization=True)
-        tokenizer.save_pretrained(str(partial))
+    save_whole_model(model, tokenizer, out_dir, dropout_rate=getattr(policy, "train_dropout_rate", None))
+
+
+def save_whole_model(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: str | Path, *,
+                     dropout_rate: float | None) -> None:
+    """Save a merged model and its tokenizer, with the base's ``dropout_rate`` in its config rather than PPO's 0.0
+    (a later fine-tuning from it must train with dropout). The modules keep the rate they were built with."""
+    during = getattr(model.config, "dropout_rate", None)
+    if dropout_rate is not None:
+        model.config.dropout_rate = dropout_rate
+    try:
+        with atomic_dir(out_dir) as partial:
+            model.save_pretrained(str(partial), safe_serialization=True)
+            tokenizer.save_pretrained(str(partial))
+    finally:
+        if during is not None:
+            model.config.dropout_rate = during

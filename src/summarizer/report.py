@@ -154,7 +154,9 @@ def ppo_lines(train: Mapping, detox: Mapping, alpha: float) -> list[str]:
     out.append(f"Toxicity of the test summaries, {detox['before']['variant']} → {detox['after']['variant']}: "
                f"{detox['before']['toxicity']['mean']['mean']:.4f} → {detox['after']['toxicity']['mean']['mean']:.4f} "
                f"(paired difference {t['difference']:+.4f}, 95% CI [{t['ci_low']:+.4f}, {t['ci_high']:+.4f}], "
-               f"p={t['p_value']:.3f}: {verdict}, on {detox['n_dialogues']} dialogues).")
+               f"p={t['p_value']:.3f}: {verdict}, on {detox['n_dialogues']} dialogues)"
+               + (" — `ppo_start` is the LoRA model merged as PPO starts from it, saved and evaluated exactly like "
+                  "`ppo`, so only PPO's updates differ." if detox["before"]["variant"] == "ppo_start" else "."))
     return out
 
 
@@ -274,7 +276,10 @@ def write_report(paths: ReportPaths, params: ReportParams) -> None:
     } for method in METHODS}
     plots.loss_curves(loss_table(curves), out / "loss_curves.png", data / "loss_curves.csv", note)
     detox = read_json(m / "ppo.json")
-    plots.toxicity_before_after(toxicity_table(records, detox["before"]["variant"], detox["after"]["variant"]),
+    before, after = detox["before"]["variant"], detox["after"]["variant"]
+    detox_records = {v: records[v] if v in records else read_jsonl(paths.predictions / f"{v}.jsonl")
+                     for v in (before, after)}  # "before" is ppo_start, evaluated beside the variants
+    plots.toxicity_before_after(toxicity_table(detox_records, before, after),
                                 out / "toxicity_before_after.png", data / "toxicity_before_after.csv", note)
     box, scatter = length_tables(records)
     plots.length_box(box, out / "length_box.png", data / "length_box.csv", note)
