@@ -111,6 +111,8 @@ def test_finetune_stage_hands_training_one_gpu(tiny_workspace, tmp_path, monkeyp
     (2, "cpu", CPU_ONLY, True),  # CPU processes over gloo
     (2, "auto", CPU_ONLY, True),
     (2, "mps", MAC, False),
+    (2, "auto", MAC, False),  # each child would resolve auto to MPS and run alone as rank 0
+    (2, "cpu", MAC, True),
 ])
 def test_check_num_processes(procs, device, facts, ok):
     if ok:
@@ -131,7 +133,8 @@ def test_finetune_stage_refuses_more_processes_than_gpus(tmp_path, monkeypatch):
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0  # this machine's, whatever it has
     raw = tiny_params()
-    raw["device"], raw["training"]["num_processes"] = "cuda", gpus + 1
+    asked = max(2, gpus + 1)  # more processes than GPUs (1 process is never relaunched)
+    raw["device"], raw["training"]["num_processes"] = "cuda", asked
     params = write_params(tmp_path / "params.yaml", raw)
     proc = subprocess.run([sys.executable, str(ROOT / "stages/finetune.py"), "--params", str(params), "--method",
                            "lora", "--base-model", "b", "--features", "f", "--out", "o", "--checkpoints", "c",
@@ -139,7 +142,7 @@ def test_finetune_stage_refuses_more_processes_than_gpus(tmp_path, monkeypatch):
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     # one process more than the GPUs present is refused before anything is launched, naming the key
-    assert f"training.num_processes must be <= the number of GPUs present ({gpus}), got {gpus + 1}" in proc.stderr
+    assert f"training.num_processes must be <= the number of GPUs present ({gpus}), got {asked}" in proc.stderr
 
 
 @pytest.mark.parametrize("value,device,expected", [("auto", "cpu", 16), ("auto", "cuda:0", 64), ("auto", "mps", 16),

@@ -128,8 +128,11 @@ def check_num_processes(num_processes: int, device: str, facts: RuntimeFacts,
         if num_processes > facts.cuda_count:
             raise DeviceError(f"{key} must be <= the number of GPUs present ({facts.cuda_count}), "
                               f"got {num_processes}")
-    elif device == "mps":
-        raise DeviceError(f"{key} must be 1 on MPS, got {num_processes}")
+    elif device == "mps" or (device == "auto" and facts.mps_available):
+        # auto resolves to MPS in every child process on a Mac: accelerate forms no group there, so each would be
+        # rank 0, generate everything and write the same outputs.
+        where = "on MPS" if device == "mps" else "where device auto resolves to MPS (set device: cpu for CPU processes)"
+        raise DeviceError(f"{key} must be 1 {where}, got {num_processes}")
     # device cpu (or auto without a GPU): several CPU processes over gloo, which works anywhere
 
 
