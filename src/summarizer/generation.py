@@ -146,7 +146,8 @@ def generate_sharded(generator: TextGenerator, prompts: Sequence[str], params: G
 
     The prompts are ranked by length and dealt out in turn (longest to process 0, next to process 1, ...), so each
     process gets a similar share of long dialogues. Each generates its share in length-sorted batches as alone,
-    which is why greedy and beam outputs do not depend on the number of processes. Sampling draws from the seed
+    which is why greedy and beam outputs do not depend on the number of processes (in fp32; in bf16 another batch
+    layout can flip a near-tie). Sampling draws from the seed
     plus the process's rank: it repeats for a given seed and number of processes, but not across numbers of
     processes, because which dialogue meets which random draws depends on the share and its batches.
     """
