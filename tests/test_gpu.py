@@ -1,15 +1,21 @@
 """CUDA checks on the tiny models (skipped without a GPU; CI has none): bf16 training of each method, batched
-generation, two PPO steps and toxicity scoring, each on the GPU it was given.
+generation, two PPO steps and toxicity scoring, each on the GPU it was given; the stage scripts themselves with the
+GPU pinning they do (training in one process, no DataParallel; evaluation of an adapter and of the PPO model in
+bf16); the KL reference with an adapter that changes the model; two processes on two GPUs where there are two.
 
 Run on a GPU machine with `HF_HUB_OFFLINE=1 python -m pytest -m gpu tests/test_gpu.py`.
 """
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from helpers import tiny_params
+from helpers import ROOT, tiny_params, write_params
 from summarizer.config import parse_params
 
 pytestmark = [pytest.mark.gpu,
@@ -49,7 +55,7 @@ def test_training_steps_in_bf16(tiny_workspace, tmp_path, cfg, runtime, method):
 
 
 def test_batched_generation_on_cuda(tiny_workspace, cfg, runtime):
-    from summarizer.generation import build_generation_config, generate_batched
+    from summarizer.generation import generate_batched
     from summarizer.io import read_jsonl
     from summarizer.modeling import load_summarizer, load_tokenizer
 
@@ -57,8 +63,8 @@ def test_batched_generation_on_cuda(tiny_workspace, cfg, runtime):
     assert next(model.parameters()).device.type == "cuda"
     tok = load_tokenizer(tiny_workspace / "models/base")
     prompts = [r["dialogue"] for r in read_jsonl(tiny_workspace / "data/prepared/test.jsonl")]
-    out = generate_batched(model, tok, prompts, build_generation_config(cfg.generation, model.config),
-                           batch_size=64, max_source_tokens=512, progress=False)
+    out = generate_batched(model, tok, prompts, cfg.generation, batch_size=64, max_source_tokens=512,
+                           progress=False)
     assert len(out) == len(prompts)
 
 
@@ -83,3 +89,106 @@ def test_two_ppo_steps_and_toxicity_on_cuda(tiny_workspace, tmp_path, cfg, runti
     assert abs(history[0]["kl"]) < 1e-2  # the reference is the starting policy (bf16 autocast rounding aside)
     tox = scorer.toxic_probability(["a calm summary", "another one"])
     assert tox.shape == (2,) and ((0 <= tox) & (tox <= 1)).all()
+
+
+def _sft_adapter(base, cfg, folder):
+    """A LoRA adapter that changes the model (B perturbed from its zero init, as training would)."""
+    from summarizer.modeling import load_summarizer
+    from summarizer.training import wrap_model
+
+    model = wrap_model(load_summarizer(base), "lora", cfg.lora, ".")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+    model.save_pretrained(folder)
+    return folder
+
+
+def _stage(script, params, *args, env=None):
+    """A stage script in its own process, as dvc repro runs it (the pinning happens before CUDA starts there)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "stages" / script), "--params", str(params), *map(str, args)],
+                          capture_output=True, text=True, timeout=900,
+                          env=(env or os.environ) | {"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _gpu_params(tmp_path, **generation):
+    raw = tiny_params()
+    raw.update(device="cuda", precision="bf16")
+    raw["lora"]["max_steps"] = 3
+    raw["generation"].update(generation)
+    return write_params(tmp_path / "params.yaml", raw)
+
+
+def test_finetune_stage_trains_in_one_process_on_the_pinned_gpu(tiny_workspace, tmp_path):
+    """The stage hides the other GPUs before CUDA starts: the Trainer sees one GPU, so no DataParallel, and the
+    steps are the ones asked for (DataParallel over N GPUs would change the batch)."""
+    params = _gpu_params(tmp_path)
+    ws = tiny_workspace
+    _stage("finetune.py", params, "--method", "lora", "--base-model", ws / "models/base", "--features",
+           ws / "data/tokenized", "--out", tmp_path / "lora", "--checkpoints", tmp_path / "ckpt", "--live",
+           tmp_path / "live", "--metrics", tmp_path / "lora.json")
+    summary = json.loads((tmp_path / "lora.json").read_text())
+    assert summary["steps"] == 3 and summary["processes"] == 1
+    assert summary["device"] == "cuda:0" and summary["precision"] == "bf16"
+
+
+def test_evaluate_stage_in_bf16_for_an_adapter_and_a_merged_model(tiny_workspace, tmp_path):
+    """evaluate on CUDA in bf16, as dvc repro runs it, for a LoRA adapter and for a whole (PPO-like) model."""
+    from summarizer.modeling import load_summarizer
+
+    ws, cfg = tiny_workspace, parse_params(tiny_params())
+    adapter = _sft_adapter(ws / "models/base", cfg, tmp_path / "lora")
+    load_summarizer(adapter, ws / "models/base").merge_and_unload().save_pretrained(tmp_path / "merged")
+    params = _gpu_params(tmp_path)
+    for name, model in (("lora", adapter), ("merged", tmp_path / "merged")):
+        _stage("evaluate.py", params, "--variant", name, "--model", model, "--base-model", ws / "models/base",
+               "--classifier", ws / "models/classifier", "--test", ws / "data/prepared/test.jsonl",
+               "--out", tmp_path / f"{name}.jsonl", "--metrics", tmp_path / f"{name}.json")
+        metrics = json.loads((tmp_path / f"{name}.json").read_text())
+        assert metrics["generation"]["backend"] == "transformers"  # auto on CUDA
+        assert 0 <= metrics["toxicity"]["mean"]["mean"] <= 1
+
+
+def test_kl_reference_is_the_tuned_model_on_cuda(tiny_workspace, tmp_path, cfg, runtime):
+    """With an adapter that changes the model (not an untrained one, for which any reference gives KL 0), the KL
+    before the first update is ~0 only if the reference is the LoRA model itself."""
+    from summarizer.io import read_jsonl
+    from summarizer.modeling import load_summarizer, load_tokenizer
+    from summarizer.ppo import load_policy, make_trainer, run_ppo, select_prompts
+
+    base = tiny_workspace / "models/base"
+    adapter = _sft_adapter(base, cfg, tmp_path / "lora")
+    ids = torch.tensor([[5, 6, 7, 8, 1]])
+    start = torch.zeros((1, 1), dtype=torch.long)
+    with torch.no_grad():
+        moved = (load_summarizer(adapter, base)(input_ids=ids, decoder_input_ids=start).logits
+                 - load_summarizer(base)(input_ids=ids, decoder_input_ids=start).logits).abs().max()
+    assert moved > 0.1, "the adapter must change the model for this test to mean anything"
+    trainer = make_trainer(load_policy(base, adapter), load_tokenizer(base), cfg.ppo, runtime, cfg.seed)
+    prompts = select_prompts(read_jsonl(tiny_workspace / "data/prepared/train.jsonl"), cfg.prompt.template, 100,
+                             1000, cfg.seed)
+    history = run_ppo(trainer, prompts, lambda texts: [0.0] * len(texts), cfg.ppo, max_source_tokens=512,
+                      seed=cfg.seed, device=runtime.device, progress=False)
+    assert abs(history[0]["kl"]) < 1e-2
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_two_processes_on_two_gpus_agree_with_one(tiny_workspace, tmp_path):
+    """generation.num_processes 2 on two GPUs: the greedy summaries of one process, in bf16 (a near-tie may flip:
+    the share that agrees is printed, and at least 90% must)."""
+    ws = tiny_workspace
+    outputs = {}
+    for n in (1, 2):
+        (tmp_path / f"p{n}").mkdir()
+        params = _gpu_params(tmp_path / f"p{n}", num_processes=n)
+        _stage("evaluate.py", params, "--variant", "base", "--model", ws / "models/base", "--base-model",
+               ws / "models/base", "--classifier", ws / "models/classifier", "--test",
+               ws / "data/prepared/test.jsonl", "--out", tmp_path / f"{n}.jsonl", "--metrics", tmp_path / f"{n}.json")
+        outputs[n] = [json.loads(line)["prediction"] for line in (tmp_path / f"{n}.jsonl").read_text().splitlines()]
+    same = sum(a == b for a, b in zip(outputs[1], outputs[2])) / len(outputs[1])
+    print(f"greedy outputs identical with 1 and 2 processes: {same:.0%}")
+    assert same >= 0.9
