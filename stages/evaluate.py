@@ -47,7 +47,7 @@ def main(argv=None) -> None:
     prompts, prompt_tokens = fitted_prompts(generator.tokenizer, [d.dialogue for d in dialogues],
                                             cfg.prompt.template, cfg.prompt.max_source_tokens)
     generations = generate_sharded(generator, prompts, cfg.generation, seed=cfg.seed,
-                                   desc=f"evaluate {args.variant} ({generator.backend})")
+                                   desc=f"evaluate {args.variant}")  # the log line above names the backend
     preds, backend = generations.texts, generator.backend
     del generator
     if rank() != 0:

@@ -226,4 +226,5 @@ def load_generator(model_dir: str | Path, base_dir: str | Path | None, converted
         if generator is not None:
             return generator
     model = load_summarizer(model_dir, base_dir, device=device, dtype=dtype, attention=attention)
+    log.info("generating with transformers (%s attention) from %s", model.config._attn_implementation, model_dir)
     return TransformersGenerator(model, tokenizer, batch_size=batch_size, max_source_tokens=max_source_tokens)
