@@ -1,8 +1,8 @@
-# Shortcuts for the commands in README.md.
+# Shortcuts for the commands in README.md and docs/.
 PYTHON ?= python
 DATA ?=
 
-.PHONY: setup lint test test-all demo laptop app exps
+.PHONY: setup lint test test-all demo laptop gpu-check app exps
 
 setup:  ## install into the current Python environment (torch first: it pins the CPU/CUDA build)
 	$(PYTHON) -m pip install torch==2.13.0
@@ -25,6 +25,11 @@ demo:  ## the pipeline end to end on tiny random models (meaningless scores), in
 LAPTOP_DATA ?= ../shared/data/dialogsum
 laptop:  ## the pipeline end to end with a small T5 that learns here (under an hour on 2 cores), in .laptop/
 	$(PYTHON) scripts/demo.py --profile laptop --data $(LAPTOP_DATA)
+
+# On a GPU machine: the GPU tests, the whole pipeline with a FLAN-T5-base-shaped model, one JSON of figures
+# (docs/scaling.md). ARGS=--tiny runs it at the demo's size on a CPU, as CI does.
+gpu-check:  ## everything that needs a GPU in one command; figures in .gpu-check/gpu-check.json
+	$(PYTHON) scripts/gpu_check.py --data $(LAPTOP_DATA) $(ARGS)
 
 app:  ## the chatbot on http://127.0.0.1:7860 over the models under models/ (after dvc repro or make demo)
 	$(PYTHON) -m summarizer.app $(if $(MODELS),--models $(MODELS))

@@ -72,6 +72,9 @@ def make_workspace(root: Path, work: Path, overrides: list[Path], data: str | No
     params = profile_params(yaml.safe_load((work / "params.yaml").read_text()), overrides,
                             str(Path(data).resolve()) if data else None)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    if shutil.which("git") is None:  # a machine without git (a lent GPU machine may have none): DVC without SCM
+        (work / ".dvc" / "config.local").write_text("[core]\n    no_scm = true\n")
+        return
     # DVC needs an SCM root, and dvclive a commit to hang its run on: one local commit of the copied files.
     git = ["git", "-c", "user.name=demo", "-c", "user.email=demo@localhost", "-c", "commit.gpgsign=false"]
     subprocess.run(["git", "init", "-q"], cwd=work, check=True)
@@ -112,7 +115,7 @@ def main(argv=None) -> int:
     p.add_argument("--workspace", help="where it runs (default: .demo/ or .laptop/)")
     p.add_argument("--write-params", metavar="PATH",
                    help="only write the profile's params (params.yaml + overrides, --data as given) to PATH: how the "
-                        "committed results are regenerated in the project itself (README)")
+                        "committed results are regenerated in the project itself (docs/results.md)")
     args = p.parse_args(argv)
     files, folder, banner = PROFILES[args.profile]
     work = Path(args.workspace or ROOT / folder).resolve()

@@ -52,5 +52,5 @@ def test_cut_down_learning_profile_learns(tmp_path):
     assert full["per_reference"]["rouge1"]["mean"] > base["per_reference"]["rouge1"]["mean"] + 0.1
     # Not asserted, because at this budget it is not true (measured in CI on 2026-12-02: ROUGE-1 0.194 after 500
     # steps against the constant summary's 0.243 on these 60 dialogues): that the summaries beat the constant
-    # summary, or depend on the dialogue. The whole profile's full fine-tuning beats the constant (README, "What the
-    # committed results are"), but still writes one summary for every dialogue.
+    # summary, or depend on the dialogue. The whole profile's full fine-tuning beats the constant
+    # (docs/results.md), but still writes one summary for every dialogue.

@@ -77,9 +77,9 @@ GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "
 
 
 def test_results_shared_through_a_remote(demo, tmp_path):
-    """The README's team workflow: push a run to a (local-folder) remote, clone, `dvc pull`: the clone is up to date
-    and `dvc repro` runs nothing. Everything `dvc pull` needs is in git (dvc.lock, .dvc/config, the cache: false
-    metrics, plots and curves) or in the remote."""
+    """The team workflow (docs/sharing.md): push a run to a (local-folder) remote, clone, `dvc pull`: the clone is
+    up to date and `dvc repro` runs nothing. Everything `dvc pull` needs is in git (dvc.lock, .dvc/config, the
+    cache: false metrics, plots and curves) or in the remote."""
     work, _, _, _ = demo
     _run([sys.executable, "-m", "dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], work)
     _run([*GIT, "add", "-A"], work)
@@ -406,7 +406,7 @@ def _experiments_running_a_stage(work):
 
 
 def test_two_queued_experiments_run_at_once_with_two_jobs(demo):
-    """The README's parallel sweep on this machine: two queued CPU experiments, `dvc queue start --jobs 2`. Both
+    """The parallel sweep (docs/fine-tuning.md) here: two queued CPU experiments, `dvc queue start --jobs 2`. Both
     run at the same time (stage scripts alive in both experiment workspaces at once), both succeed, and both land
     in `dvc exp list` / `dvc exp show`."""
     work, _, _, _ = demo

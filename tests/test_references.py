@@ -55,7 +55,7 @@ def test_reference_summaries_one_per_dialogue():
 
 @pytest.mark.skipif(not DIALOGSUM.is_dir(), reason="the shared DialogSum is not here")
 def test_lead3_and_longest3_on_dialogsum_match_the_published_figures():
-    """Lead-3 scores above the course's zero-shot FLAN-T5-base on ROUGE-1 and ROUGE-L: the figure the README and
+    """Lead-3 scores above the course's zero-shot FLAN-T5-base on ROUGE-1 and ROUGE-L: the figure docs/scoring.md and
     params.yaml quote. Longest-3 is DialogSum's own baseline."""
     from summarizer.data import load_local_splits
 
