@@ -8,7 +8,7 @@ On the pipeline's own models (after `dvc repro`, e.g. the learning profile's), f
   backend with 95% CIs, and the paired difference;
 - int8: ROUGE of CTranslate2 int8 against float32 greedy (paired difference with its CI).
 
-    python benchmarks/backend_parity.py [--models models] [--variant full] [--n 200] [--json]
+    python benchmarks/backend_parity.py [--models models] [--variant full] [--n 200] [--params P] [--json]
 """
 
 from __future__ import annotations
@@ -47,12 +47,13 @@ def main(argv=None) -> dict:
     p.add_argument("--variant", default="full")
     p.add_argument("--n", type=int, default=200, help="test dialogues")
     p.add_argument("--params", default=str(ROOT / "params.yaml"))
+    p.add_argument("--test", default=str(ROOT / "data/prepared/test.jsonl"), help="the prepared test split")
     args = p.parse_args(argv)
     cfg = load_params(args.params)
     models = ROOT / args.models if not args.models.startswith("/") else args.models
     model_dir, base_dir = f"{models}/{args.variant}", f"{models}/base"
     converted = f"{models}/ctranslate2/{args.variant}"
-    dialogues = to_dialogues(read_jsonl(f"{args.data}/test.jsonl"))[: args.n]
+    dialogues = to_dialogues(read_jsonl(args.test))[: args.n]
     prompts = [build_prompt(d.dialogue, cfg.prompt.template) for d in dialogues]
     common = dict(device="cpu", dtype=torch.float32, attention=cfg.model.attention, batch_size=16,
                   max_source_tokens=cfg.prompt.max_source_tokens)
@@ -105,9 +106,9 @@ def main(argv=None) -> dict:
                                          "identical_texts": sum(x == y for x, y in zip(f32, i8))}
     g = figures["greedy_float32"]
     line = (f"backend parity ({args.variant}, {len(prompts)} dialogues): greedy ids identical {g['identical']}/"
-            f"{len(prompts)}; beam-4 ROUGE-L ct2−hf {figures['beam4']['b_minus_a']['rougeL']['mean']:+.4f}; "
-            f"sampling {figures['sampling']['b_minus_a']['rougeL']['mean']:+.4f}; int8−fp32 "
-            f"{figures['int8_vs_float32_greedy']['b_minus_a']['rougeL']['mean']:+.4f}")
+            f"{len(prompts)}; beam-4 ROUGE-L ct2−hf {figures['beam4']['b_minus_a']['rougeL']['difference']:+.4f}; "
+            f"sampling {figures['sampling']['b_minus_a']['rougeL']['difference']:+.4f}; int8−fp32 "
+            f"{figures['int8_vs_float32_greedy']['b_minus_a']['rougeL']['difference']:+.4f}")
     return report(line, figures, args.json)
 
 

@@ -185,3 +185,44 @@ def test_out_of_range_api_value_is_refused_with_one_log_line(app_url):
     refusals = [line for line in logged.splitlines() if "refused a request" in line]
     assert len(refusals) == 3 and "Max new tokens: Value 100000 is greater than maximum value 256." in refusals[0]
 
+
+
+def test_a_variant_trained_while_the_app_runs_is_served_without_a_restart(tiny_workspace, tmp_path):
+    """The page listed the variants found at start-up, and the API refused any other ("Value: ppo is not in the
+    list of choices"). Now a variant that appears on disk is offered when the page loads and served on first use."""
+    import shutil
+
+    from gradio_client import Client
+
+    models = tmp_path / "models"
+    for name in ("base", "classifier", "ctranslate2"):
+        shutil.copytree(tiny_workspace / "models" / name, models / name)
+    raw = tiny_params()
+    raw["generation"]["max_new_tokens"] = 8
+    params = write_params(tmp_path / "params.yaml", raw)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "summarizer.app", "--params", str(params), "--models",
+                             str(models), "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=os.environ | {"GRADIO_ANALYTICS_ENABLED": "False"})
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        client = Client(url, verbose=False)
+        assert "base" in client.predict(api_name="/models")[1] and "ppo" not in client.predict(api_name="/models")[1]
+        shutil.copytree(models / "base", models / "ppo")  # "trained" while the app runs
+        assert "ppo" in client.predict(api_name="/models")[1]  # offered at the next page load
+        summary, toxicity, latency, note, history = client.predict(DIALOGUE, "ppo", 8, False, 1.0, 1, [],
+                                                                   api_name="/summarize")
+        assert not note.startswith("⚠️"), note
+        # the history names the variant and the backend that made it (converted now: the pipeline did not)
+        assert latency.endswith(" s") and "[ppo, ctranslate2]" in str(history[-1]["content"]).replace("\\", "")
+        _, _, _, note, _ = client.predict(DIALOGUE, "nope", 8, False, 1.0, 1, [], api_name="/summarize")
+        assert note.startswith("⚠️") and "Unknown model" in note  # still only the fixed list
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

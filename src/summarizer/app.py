@@ -79,8 +79,20 @@ def refuse_quietly(slider: gr.Slider) -> gr.Slider:
     return slider
 
 
-def build_app(service: Summarizer, cfg: Params):
+def models_on_disk(service: Summarizer) -> tuple[list[str], str]:
+    """The variants under the models folder now, and the line the page shows about them. Read when the page loads:
+    a variant trained while the app runs (`dvc repro` in another terminal) is offered on the next page load and
+    loaded on its first request, without a restart."""
     available = service.available()
+    if not available:
+        return [], ("⚠️ No trained model found under the models folder: run `dvc repro` (or `make demo`), then "
+                    "reload this page.")
+    return available, (f"Models found when this page loaded: {', '.join(available)}. A model trained since "
+                       "appears when you reload the page.")
+
+
+def build_app(service: Summarizer, cfg: Params):
+    available, found = models_on_disk(service)
     with gr.Blocks(title="Dialogue summarizer") as demo:
         gr.Markdown("# Dialogue summarizer\nPaste a dialogue (one `Speaker: text` turn per line), pick a model, "
                     "and get a summary. Summaries are **AI-generated** and can be wrong.")
@@ -89,8 +101,10 @@ def build_app(service: Summarizer, cfg: Params):
                 dialogue = gr.Textbox(value=EXAMPLE_DIALOGUE, lines=12, max_lines=30, label="Dialogue",
                                       elem_id="dialogue")
                 with gr.Row():
-                    variant = gr.Dropdown(choices=available or list(VARIANTS),
-                                          value=(available or ["base"])[0], label="Model", elem_id="variant")
+                    # allow_custom_value: the API may name a variant trained after the page was built; the
+                    # service checks it against the fixed list and the folder (InputError otherwise).
+                    variant = gr.Dropdown(choices=available or list(VARIANTS), value=(available or ["base"])[0],
+                                          label="Model", elem_id="variant", allow_custom_value=True)
                     button = gr.Button("Summarize", variant="primary", elem_id="summarize")
                 with gr.Accordion("Generation settings", open=False):
                     max_new = refuse_quietly(gr.Slider(8, 256, value=cfg.generation.max_new_tokens, step=8,
@@ -108,8 +122,7 @@ def build_app(service: Summarizer, cfg: Params):
                 note = gr.Markdown(elem_id="note")
                 # No LaTeX: `$...$` in a transcript is money, not math.
                 history = gr.Chatbot(label="This session", height=260, elem_id="history", latex_delimiters=[])
-        if not available:
-            gr.Markdown("⚠️ No trained model found under the models folder: run `dvc repro` (or `make demo`).")
+        models_note = gr.Markdown(found, elem_id="models-found")
         if service.is_tiny_random():
             gr.Markdown("⚠️ **These are tiny random models** (an offline demo): their summaries are meaningless.",
                         elem_id="tiny-warning")
@@ -117,6 +130,11 @@ def build_app(service: Summarizer, cfg: Params):
                      progress=gr.Progress(track_tqdm=True)):  # noqa: B008 — Gradio reads the default to track tqdm
             return summarize_request(service, cfg, dialogue, variant, max_new, sample, temperature, beams, history)
 
+        def on_load():
+            choices, line = models_on_disk(service)
+            return gr.Dropdown(choices=choices or list(VARIANTS), value=(choices or ["base"])[0]), line
+
+        demo.load(on_load, outputs=[variant, models_note], api_name="models")
         button.click(on_click,
                      inputs=[dialogue, variant, max_new, sample, temperature, beams, history],
                      outputs=[summary, toxicity, latency, note, history], api_name="summarize",
