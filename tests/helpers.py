@@ -45,3 +45,22 @@ def reset_accelerate() -> None:
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def perturbed_lora_adapter(base: Path, lora_params, folder: Path, scale: float = 0.5) -> Path:
+    """A LoRA adapter over ``base`` that changes the model (B drawn away from its zero init, as training would),
+    saved to ``folder``: an untrained adapter is the identity, and tests of what an adapter does need one that
+    does something."""
+    import torch
+
+    from summarizer.modeling import load_summarizer
+    from summarizer.training import wrap_model
+
+    model = wrap_model(load_summarizer(base), "lora", lora_params, ".")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * scale)
+    model.save_pretrained(folder)
+    return folder

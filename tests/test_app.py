@@ -2,6 +2,7 @@
 API requests. Needs Debian's chromium (/usr/bin/chromium) and the playwright package; CI installs both and sets
 REQUIRE_BROWSER=1 so that a missing browser fails instead of skipping."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -34,33 +35,41 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def running_app(models: Path, params: Path, log: Path):
+    """The app as a user starts it, on a free port, until the block ends; yields its URL."""
+    port = _free_port()
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "summarizer.app", "--params", str(params), "--models",
+                                 str(models), "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                env=os.environ | {"GRADIO_ANALYTICS_ENABLED": "False"})
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            for _ in range(120):
+                try:
+                    urllib.request.urlopen(url, timeout=2)
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"the app exited: {log.read_text()[-2000:]}") from None
+                    time.sleep(0.5)
+            else:
+                raise RuntimeError("the app did not start within 60 s")
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def app_url(tiny_workspace, tmp_path_factory):
     raw = tiny_params()
     raw["generation"]["max_new_tokens"] = 16
     params = write_params(tmp_path_factory.mktemp("app") / "params.yaml", raw)
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("applog") / "app.log", "w")
-    APP_LOG.append(Path(log.name))
-    proc = subprocess.Popen([sys.executable, "-m", "summarizer.app", "--params", str(params), "--models",
-                             str(tiny_workspace / "models"), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            env=os.environ | {"GRADIO_ANALYTICS_ENABLED": "False"})
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the app exited: {Path(log.name).read_text()[-2000:]}") from None
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("the app did not start within 60 s")
+    log = tmp_path_factory.mktemp("applog") / "app.log"
+    APP_LOG.append(log)
+    with running_app(tiny_workspace / "models", params, log) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_binds_to_localhost_only(app_url):
@@ -200,18 +209,7 @@ def test_a_variant_trained_while_the_app_runs_is_served_without_a_restart(tiny_w
     raw = tiny_params()
     raw["generation"]["max_new_tokens"] = 8
     params = write_params(tmp_path / "params.yaml", raw)
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "summarizer.app", "--params", str(params), "--models",
-                             str(models), "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=os.environ | {"GRADIO_ANALYTICS_ENABLED": "False"})
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+    with running_app(models, params, tmp_path / "app.log") as url:
         client = Client(url, verbose=False)
         assert "base" in client.predict(api_name="/models")[1] and "ppo" not in client.predict(api_name="/models")[1]
         shutil.copytree(models / "base", models / "ppo")  # "trained" while the app runs
@@ -223,6 +221,3 @@ def test_a_variant_trained_while_the_app_runs_is_served_without_a_restart(tiny_w
         assert latency.endswith(" s") and "[ppo, ctranslate2]" in str(history[-1]["content"]).replace("\\", "")
         _, _, _, note, _ = client.predict(DIALOGUE, "nope", 8, False, 1.0, 1, [], api_name="/summarize")
         assert note.startswith("⚠️") and "Unknown model" in note  # still only the fixed list
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

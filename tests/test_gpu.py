@@ -15,7 +15,7 @@ import sys
 import pytest
 import torch
 
-from helpers import ROOT, tiny_params, write_params
+from helpers import ROOT, perturbed_lora_adapter, tiny_params, write_params
 from summarizer.config import parse_params
 
 pytestmark = [pytest.mark.gpu,
@@ -92,18 +92,7 @@ def test_two_ppo_steps_and_toxicity_on_cuda(tiny_workspace, tmp_path, cfg, runti
 
 
 def _sft_adapter(base, cfg, folder):
-    """A LoRA adapter that changes the model (B perturbed from its zero init, as training would)."""
-    from summarizer.modeling import load_summarizer
-    from summarizer.training import wrap_model
-
-    model = wrap_model(load_summarizer(base), "lora", cfg.lora, ".")
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
-    model.save_pretrained(folder)
-    return folder
+    return perturbed_lora_adapter(base, cfg.lora, folder)
 
 
 def _stage(script, params, *args, env=None):

@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from helpers import tiny_params
+from helpers import perturbed_lora_adapter, tiny_params
 from summarizer.config import parse_params
 from summarizer.device import Runtime
 from summarizer.io import read_jsonl
@@ -21,7 +21,6 @@ from summarizer.modeling import build_tiny_t5, load_summarizer, load_tokenizer
 from summarizer.ppo import (encode_queries, generate_responses, load_policy, make_trainer, run_ppo, save_policy,
                             select_prompts)
 from summarizer.toxicity import load_toxicity_scorer
-from summarizer.training import wrap_model
 
 CPU = Runtime("cpu", "fp32")
 
@@ -48,16 +47,7 @@ def base(tiny_workspace, tmp_path_factory):
 @pytest.fixture(scope="module")
 def sft_adapter(base, tmp_path_factory):
     """A LoRA adapter that changes the model (B perturbed away from its zero init, as training would)."""
-    cfg = _cfg()
-    model = wrap_model(load_summarizer(base), "lora", cfg.lora, ".")
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
-    out = tmp_path_factory.mktemp("sft") / "lora"
-    model.save_pretrained(out)
-    return out
+    return perturbed_lora_adapter(base, _cfg().lora, tmp_path_factory.mktemp("sft") / "lora")
 
 
 @pytest.fixture(scope="module")
