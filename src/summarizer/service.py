@@ -143,10 +143,6 @@ class Summarizer:
             return []
         return [v for v in VARIANTS if (self.models_dir / v).is_dir()]
 
-    def backend(self, variant: str) -> str:
-        """The backend that generates ``variant`` (loading it if needed)."""
-        return self._model(variant).backend
-
     def _model(self, variant: str) -> TextGenerator:
         if variant not in VARIANTS:
             raise InputError(f"Unknown model {variant!r}; choose one of {', '.join(VARIANTS)}.")
