@@ -280,9 +280,10 @@ def resolve_attention(value: str, device: str) -> str:
     there yet: ``make gpu-check``) on CUDA and MPS.
 
     Measured on this project's 2-core CPU (torch 2.13, transformers 5.23, greedy, identical tokens): eager ran at
-    0.96x SDPA's speed on FLAN-T5-base's architecture (batch 16; 0.77x at batch 64), 0.98x on flan-t5-small's and
-    0.86x on the learning profile's small T5 (benchmarks/generation_backends.py). T5 passes its position bias as an
-    additive mask, so SDPA takes its math kernel on a CPU, yet that kernel is still no slower than eager here.
+    0.96x SDPA's speed on FLAN-T5-base's architecture (batch 16; 0.77x at batch 64:
+    benchmarks/generation_backends.py), 0.96x on flan-t5-small's and 0.89x on the learning profile's small T5
+    (benchmarks/attention.py). T5 passes its position bias as an additive mask, so SDPA takes its math kernel on a
+    CPU, yet that kernel is still no slower than eager here.
     """
     return "sdpa" if value == "auto" else value  # the same on every device until a GPU measures otherwise
 
