@@ -3,8 +3,8 @@ import json
 import pytest
 
 from helpers import DIALOGSUM, SAMPLE
-from summarizer.data import (DataError, data_stats, dialogue_id, group_references, load_local_splits, load_splits,
-                             sample_dialogues)
+from summarizer.data import (DataError, data_stats, dialogue_id, dialogue_overlap, group_references, load_local_splits,
+                             load_splits, sample_dialogues)
 
 ROW = {"id": "train_0", "dialogue": "#Person1#: Hi.\n#Person2#: Hello.", "summary": "They greet.", "topic": "greeting"}
 
@@ -149,3 +149,89 @@ def test_real_dialogsum_counts():
     assert stats["rows"] == {"train": 12460, "validation": 500, "test": 1500}
     assert stats["test_dialogues"] == 500
     assert stats["test_references_per_dialogue"] == {"min": 3, "max": 3}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Inputs that broke, as a new user gave them.
+
+
+def _with_latin1_byte(tmp_path, fmt):
+    """Five train rows, the fifth with "thé" written as Latin-1 (one byte 0xe9), as an Excel export would."""
+    rows = [dict(ROW, id=f"train_{i}") for i in range(5)]
+    rows[4]["dialogue"] = "#Person1#: Tea?\n#Person2#: A thé, please."
+    write_folder(tmp_path, rows, fmt)
+    path = tmp_path / f"train.{fmt}"
+    raw = path.read_bytes()
+    for written in ("thé".encode(), b"th\\u00e9"):  # csv writes UTF-8; json.dumps escapes it
+        raw = raw.replace(written, b"th\xe9")
+    assert raw.count(b"\xe9") == 1
+    path.write_bytes(raw)
+    return path
+
+
+# The line an editor shows: in the csv, a header and two lines per row (each dialogue holds a newline).
+@pytest.mark.parametrize("fmt, where", [("jsonl", "line 5"), ("csv", "line 11")])
+def test_a_byte_that_is_not_utf8_is_named_with_its_line(tmp_path, fmt, where):
+    path = _with_latin1_byte(tmp_path, fmt)
+    with pytest.raises(DataError) as err:
+        load_local_splits(tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: {where} is not UTF-8: byte 0xe9 at column ")
+    assert "#Person2#: A th'. Save the file as UTF-8" in message
+    assert "\n" not in message
+
+
+def test_prepare_data_stage_says_it_in_one_line(tmp_path, params):
+    """The breaking input through the stage: exit 1, one line naming file, line and byte, no traceback."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT, write_params
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = _with_latin1_byte(folder, "jsonl")
+    params["data"]["source"] = str(folder)
+    p = write_params(tmp_path / "params.yaml", params)
+    proc = subprocess.run([sys.executable, str(ROOT / "stages/prepare_data.py"), "--params", str(p),
+                           "--out", str(tmp_path / "out"), "--metrics", str(tmp_path / "m.json")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "UnicodeDecodeError" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{path}: line 5 is not UTF-8: byte 0xe9" in lines[0]
+
+
+@pytest.mark.parametrize("same_text", [True, False])
+def test_an_id_in_two_splits_is_refused_as_such(tmp_path, same_text):
+    """A train row whose id is a test id: the message says the same id is in two splits (it spoke of dialogue text).
+    """
+    test_row = json.loads((SAMPLE / "test.jsonl").read_text().splitlines()[0])
+    row = dict(test_row) if same_text else dict(ROW, id=test_row["id"])
+    write_folder(tmp_path, [ROW, row])
+    with pytest.raises(DataError, match=rf"the same id '{test_row['id']}' is in two splits, train and test"):
+        load_splits(str(tmp_path), "main")
+
+
+def test_a_reference_of_a_test_dialogue_in_train_is_refused(tmp_path):
+    """``test_0_4`` in train is another reference of the test dialogue ``test_0``: the same dialogue in two splits."""
+    test_row = json.loads((SAMPLE / "test.jsonl").read_text().splitlines()[0])
+    other = test_row["id"].rsplit("_", 1)[0] + "_9"
+    write_folder(tmp_path, [ROW, dict(ROW, id=other)])
+    with pytest.raises(DataError, match=rf"the same id '{test_row['id'].rsplit('_', 1)[0]}' is in two splits"):
+        load_splits(str(tmp_path), "main")
+
+
+def test_dialogue_text_in_two_splits_is_counted_and_recorded(tmp_path, caplog):
+    """Leakage whatever the ids: a test dialogue copied into train under a train id, with other spacing and case."""
+    test_rows = [json.loads(line) for line in (SAMPLE / "test.jsonl").read_text().splitlines()]
+    leaked = dict(ROW, id="train_99", dialogue="  " + test_rows[0]["dialogue"].upper().replace(" ", "  "))
+    write_folder(tmp_path, [ROW, leaked])
+    splits = load_splits(str(tmp_path), "main")
+    with caplog.at_level("WARNING"):
+        overlap = dialogue_overlap(splits)
+    assert overlap == {"train_validation": 0, "train_test": 1, "validation_test": 0}
+    assert "1 test dialogue(s) have the same text as a train dialogue" in caplog.text
+    assert data_stats(splits)["dialogues_in_two_splits"]["train_test"] == 1
+    assert dialogue_overlap(load_local_splits(SAMPLE)) == {"train_validation": 0, "train_test": 0,
+                                                           "validation_test": 0}

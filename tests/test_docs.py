@@ -20,7 +20,8 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"```(?:bash|sh|shell)\n(.*?)```", re.S)
 # Programs whose arguments are not this project's to check.
 OTHER_PROGRAMS = {"source", "cp", "git", "pip", "cd", "export"}
-DVC = {"repro": set(), "status": set(), "push": set(), "pull": set(), "exp": {"run", "show"},
+DVC = {"repro": set(), "status": set(), "push": set(), "pull": set(), "fetch": set(),
+       "exp": {"run", "show", "pull", "push", "apply"},
        "metrics": {"diff", "show"}, "plots": {"diff", "show"}, "queue": {"start", "status", "logs"},
        "remote": {"add", "modify"}}
 MARKERS = {"slow", "gpu"}
@@ -31,7 +32,7 @@ def shell_commands() -> list[tuple[str, str]]:
     out = []
     for path in DOCS:
         for block in FENCE.findall(path.read_text(encoding="utf-8")):
-            for line in block.splitlines():
+            for line in re.sub(r"\\\n\s*", " ", block).splitlines():  # a line continued with \ is one command
                 line = re.sub(r"\s+#.*$", "", line).strip()
                 if not line or line.startswith("#"):
                     continue
@@ -68,6 +69,8 @@ def check(command: str) -> str | None:
     words = shlex.split(command)
     while words and re.match(r"^[A-Z_]+=", words[0]):  # environment assignments
         words.pop(0)
+    if not words:  # a shell variable set for the commands that follow
+        return None
     program, args = words[0], words[1:]
     flags = [a.split("=")[0] for a in args if a.startswith("--")]
     if program in OTHER_PROGRAMS:
@@ -113,7 +116,28 @@ def check(command: str) -> str | None:
         sets = [args[i + 1].split("=")[0] for i, a in enumerate(args) if a == "-S"]
         unknown = [k for k in sets if k not in keys]
         return f"dvc -S: no params {unknown}" if unknown else None
+    if program == "sky":
+        return _check_sky(args)
     return f"unknown program {program!r}: check it here or list it in OTHER_PROGRAMS"
+
+
+def _check_sky(args: list[str]) -> str | None:
+    """SkyPilot: the subcommands the docs use; a task file that exists, and `--env` names it declares."""
+    if args[0] in ("status", "logs", "down"):
+        return None
+    if args[0] != "launch":
+        return f"sky: not a subcommand this project documents: {args[0]}"
+    tasks = [a for a in args[1:] if a.endswith(".yaml")]
+    if len(tasks) != 1 or not (ROOT / tasks[0]).exists():
+        return f"sky launch: no task file {tasks}"
+    declared = yaml.safe_load((ROOT / tasks[0]).read_text()).get("envs", {})
+    names = [args[i + 1].split("=")[0] for i, a in enumerate(args) if a == "--env"]
+    unknown = [n for n in names if n not in declared]
+    if unknown:
+        return f"sky launch: {tasks[0]} declares no env {unknown}"
+    exp_args = [args[i + 1].split("=", 1)[1] for i, a in enumerate(args) if a == "--env" and
+                args[i + 1].startswith("EXP_ARGS=")]
+    return next(filter(None, (check(f"dvc exp run {a}") for a in exp_args)), None)  # its -S keys
 
 
 @pytest.mark.parametrize("where,command", shell_commands(), ids=[f"{w}:{c[:40]}" for w, c in shell_commands()])
@@ -131,6 +155,9 @@ def test_the_checker_catches_what_it_should():
     assert check("summarizer summarize --nope x.txt")
     assert check("HF_HUB_OFFLINE=1 python -m pytest -m 'not slowest'")
     assert check("rm -rf /")
+    assert check("sky launch configs/nope.yaml") and check("sky launch configs/skypilot.yaml --env NOPE=1")
+    assert check("sky launch configs/skypilot.yaml --env EXP_ARGS='-S no.such=1'")
+    assert check("sky launch configs/skypilot.yaml --env EXP_NAME=a --env EXP_ARGS='-S lr=1e-3'") is None
     assert check("dvc exp run -S lora.lr=1e-3") is None and check("make demo DATA=x") is None
 
 

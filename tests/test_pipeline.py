@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
 import psutil
 import pytest
 import yaml
@@ -438,6 +440,67 @@ def test_two_queued_experiments_run_at_once_with_two_jobs(demo):
     assert "queued-lr-3e-4" in listed and "queued-lr-7e-4" in listed, listed
     shown = _run([*dvc, "exp", "show", "--csv", "--keep", "^lr$", "--drop", ".*"], work).split()
     assert {"0.0003", "0.0007"} <= set(shown), shown
+
+
+def _stages(log: str, pattern: str) -> set[str]:
+    return set(re.findall(pattern, log, re.M))
+
+
+def test_sweep_worker_round_trip(demo, tmp_path):
+    """docs/sweeps.md offline: configs/skypilot.yaml's `run` commands, as a cloud worker runs them, against a bare git
+    repository as `origin` and a local folder as the DVC remote. The lead pushes its run and an experiment (lr 7e-4)
+    with their run cache; a worker (a fresh clone: no outputs, no cache) runs the same override under another name.
+    It pulls every stage whose inputs did not change, restores from the run cache every stage some machine already
+    ran with the same inputs, and runs only what the run cache cannot hold (training: its curve folder is `persist`);
+    the lead's `dvc exp pull` then shows the worker's experiment, with the lead's numbers."""
+    work, _, _, _ = demo
+    dvc = [sys.executable, "-m", "dvc"]
+    origin, remote, worker = tmp_path / "origin.git", tmp_path / "dvc-remote", tmp_path / "worker"
+    _run([*dvc, "remote", "add", "-f", "-d", "team", str(remote)], work)
+    _run([*GIT, "add", "-A"], work)
+    _run([*GIT, "commit", "--allow-empty", "-qm", "the lead's run, with the team remote"], work)
+    _run(["git", "init", "-q", "--bare", str(origin)], tmp_path)
+    _run(["git", "remote", "add", "origin", str(origin)], work)
+    _run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], work)
+    _run([*dvc, "push", "--run-cache"], work)
+    _run([*dvc, "exp", "run", "--temp", "-n", "lead-lr", "-S", "lr=7e-4"], work)
+    _run([*dvc, "exp", "push", "--run-cache", "origin", "lead-lr"], work)
+
+    _run(["git", "clone", "-q", "-b", "main", str(origin), str(worker)], tmp_path)
+    assert not (worker / "models").exists() and not (worker / ".dvc/cache").exists()
+    # The task's setup made .venv; here the tests' own environment stands in for it.
+    (worker / ".venv/bin").mkdir(parents=True)
+    (worker / ".venv/bin/activate").write_text(f'export PATH="{Path(sys.executable).parent}:$PATH"\n')
+    task = yaml.safe_load((ROOT / "configs/skypilot.yaml").read_text())
+    env = _dvc_env() | {k: str(v) for k, v in task["envs"].items()} | {
+        "EXP_NAME": "worker-lr", "EXP_ARGS": "-S lr=7e-4", "HF_HUB_OFFLINE": "1",
+        "GIT_CONFIG_GLOBAL": str(tmp_path / "no-gitconfig")}  # a fresh machine: no git identity
+    proc = subprocess.run(["bash", "-c", task["run"]], cwd=worker, capture_output=True, text=True, timeout=900,
+                          env=env)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    ran = _stages(log, r"^Running stage '([^']+)'")
+    cached = _stages(log, r"Stage '([^']+)' is cached - skipping run")
+    pulled = _stages(log, r"Pulling data for .*?'([^']+)'") | _stages(log, r"Stage '([^']+)' didn't change")
+    (tmp_path.parent / "worker-stages.json").write_text(json.dumps({"ran": sorted(ran), "cached": sorted(cached),
+                                                                    "pulled": sorted(pulled)}, indent=1))
+    # Training always runs (its curve folder is `persist`, which DVC never run-caches); so do the stages with a
+    # `cache: false` output whose run-cache entry cannot be restored on another machine (docs/sweeps.md).
+    assert "finetune@full" in ran and ran <= {"finetune@full", "evaluate@full", "compare", "report"}, log[-4000:]
+    assert {"check_params", "convert@full"} <= cached, log[-4000:]
+    assert {"prepare_data", "base_model", "tokenize", "baseline", "finetune@lora", "detoxify"} <= pulled, log[-4000:]
+
+    _run([*dvc, "exp", "pull", "origin", "worker-lr"], work)
+    assert "worker-lr" in _run([*dvc, "exp", "list"], work)
+    shown = json.loads(_run([*dvc, "exp", "show", "--json"], work))
+    rouge = {}
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                if rev.get("name") in ("lead-lr", "worker-lr"):
+                    evaluated = rev["data"]["metrics"]["metrics/eval/full.json"]["data"]
+                    rouge[rev["name"]] = evaluated["per_reference"]["rougeL"]["mean"]
+    assert rouge.keys() == {"lead-lr", "worker-lr"} and rouge["lead-lr"] == rouge["worker-lr"], rouge
 
 
 def test_interrupted_dvc_repro_resumes_with_its_whole_curve(demo):

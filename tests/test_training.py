@@ -317,3 +317,38 @@ def test_an_untied_output_layer_survives_tie_weights(tiny_workspace, tmp_path):
     trained = load_summarizer(tmp_path / "full")
     assert torch.allclose(trained.lm_head.weight, head, atol=1e-6)  # lr 1e-9: the head it started from
     assert not torch.allclose(trained.lm_head.weight, trained.shared.weight)
+
+
+def test_unknown_lora_target_stops_the_stage_before_training(tiny_workspace, tmp_path):
+    """The input that broke: `lora.target_modules: [nonexistent]` passed check_params, and finetune@lora died with
+    peft's NoMatchingPeftModuleError traceback. Now: one line naming the key, the missing name and the layer names
+    there are, exit 1, and no checkpoint or output written."""
+    raw = tiny_params()
+    raw["lora"]["target_modules"] = ["q", "nonexistent"]  # one good name: peft alone would ignore the bad one
+    p = write_params(tmp_path / "params.yaml", raw)
+    proc = subprocess.run([sys.executable, str(ROOT / "stages/finetune.py"), "--params", str(p), "--method", "lora",
+                           "--base-model", str(tiny_workspace / "models/base"),
+                           "--features", str(tiny_workspace / "data/tokenized"), "--out", str(tmp_path / "lora"),
+                           "--checkpoints", str(tmp_path / "ckpt"), "--live", str(tmp_path / "live"),
+                           "--metrics", str(tmp_path / "lora.json")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr
+    assert "lora.target_modules: no layer of T5ForConditionalGeneration is named 'nonexistent';" in errors[0]
+    assert "the layers LoRA can adapt here are named" in errors[0] and " q, " in errors[0] and "'q'" not in errors[0]
+    assert not (tmp_path / "lora").exists() and not (tmp_path / "ckpt").exists()
+
+
+def test_lora_targets_must_be_layers_lora_can_adapt():
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from summarizer.errors import ConfigError
+    from summarizer.training import check_lora_targets
+
+    model = T5ForConditionalGeneration(T5Config(vocab_size=64, d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8))
+    check_lora_targets(model, ["q", "v", "wo", "lm_head", "decoder.block.0.layer.0.SelfAttention.q"])  # as peft
+    # layer_norm exists but is no layer LoRA wraps: peft would fail on it later with its own traceback.
+    with pytest.raises(ConfigError, match=r"named 'layer_norm', 'qq';"):
+        check_lora_targets(model, ["q", "layer_norm", "qq"])

@@ -44,7 +44,23 @@ def dialogue_id(row_id: str) -> str:
 ENCODING = "utf-8-sig"
 
 
+def _check_utf8(path: Path) -> None:
+    """One line naming the file, the line and the byte that is not UTF-8 (Python's own error gives a position in
+    the whole file, e.g. "position 2236", which no editor shows)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode(ENCODING)
+    except UnicodeDecodeError as err:
+        line_start = raw.rfind(b"\n", 0, err.start) + 1
+        lineno = raw.count(b"\n", 0, err.start) + 1
+        before = raw[max(line_start, err.start - 20):err.start].decode(ENCODING, errors="replace")
+        raise DataError(f"{path}: line {lineno} is not UTF-8: byte 0x{raw[err.start]:02x} at column "
+                        f"{err.start - line_start + 1}, after {before!r}. Save the file as UTF-8 "
+                        "(a Latin-1 or Windows-1252 export writes é as this one byte)") from None
+
+
 def _read_jsonl_rows(path: Path) -> list[tuple[str, dict]]:
+    _check_utf8(path)
     rows = []
     with open(path, encoding=ENCODING) as fh:
         for lineno, line in enumerate(fh, start=1):
@@ -70,6 +86,7 @@ def _describe_json_error(err: json.JSONDecodeError, line: str) -> str:
 
 
 def _read_csv_rows(path: Path) -> list[tuple[str, dict]]:
+    _check_utf8(path)
     with open(path, encoding=ENCODING, newline="") as fh:
         # Row numbers count data rows from 1, as a spreadsheet would show them below the header.
         return [(f"row {i}", dict(r)) for i, r in enumerate(csv.DictReader(fh), start=1)]
@@ -180,13 +197,48 @@ def load_hub_splits(name: str, revision: str) -> dict[str, list[dict]]:
 
 
 def load_splits(source: str, revision: str) -> dict[str, list[dict]]:
-    """A local folder if ``source`` is one, else a Hub dataset id."""
+    """A local folder if ``source`` is one, else a Hub dataset id; an id may be in one split only."""
     path = Path(source)
     if path.is_dir():
-        return load_local_splits(path)
-    if not is_hub_id(source):
+        splits = load_local_splits(path)
+    elif is_hub_id(source):
+        splits = load_hub_splits(source, revision)
+    else:
         raise DataError(f"data.source {source!r} is neither an existing folder nor a Hub id like owner/name")
-    return load_hub_splits(source, revision)
+    check_ids_across_splits(splits, source)
+    return splits
+
+
+def check_ids_across_splits(splits: dict[str, list[dict]], source: str) -> None:
+    """The same id (or the same multi-reference dialogue, ``test_0`` of ``test_0_1``) in two splits is refused:
+    scores would then be computed on rows the model was trained on, whatever their text."""
+    owner: dict[str, str] = {}
+    for split in SPLITS:
+        for key in dict.fromkeys(k for r in splits[split] for k in (r["id"], r["dialogue_id"])):
+            if owner.setdefault(key, split) != split:
+                raise DataError(f"{source}: the same id {key!r} is in two splits, {owner[key]} and {split}; "
+                                "ids must be unique across train, validation and test")
+
+
+def _dialogue_key(text: str) -> str:
+    """Dialogue text compared across splits: whitespace and case do not make two dialogues different."""
+    return " ".join(text.split()).lower()
+
+
+def dialogue_overlap(splits: dict[str, list[dict]]) -> dict[str, int]:
+    """Dialogues whose text is in two splits, whatever their ids (leakage): counted per pair of splits, in
+    dialogues of the second split, and warned about. Not refused: a published dataset may have a few, and the reader
+    of the scores should know how many."""
+    texts = {s: {_dialogue_key(r["dialogue"]) for r in splits[s]} for s in SPLITS}
+    overlap = {}
+    for i, first in enumerate(SPLITS):
+        for second in SPLITS[i + 1:]:
+            n = len(texts[first] & texts[second])
+            overlap[f"{first}_{second}"] = n
+            if n:
+                log.warning("%d %s dialogue(s) have the same text as a %s dialogue (leakage: scores on them "
+                            "measure memory, not summarization)", n, second, first)
+    return overlap
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -239,6 +291,8 @@ def data_stats(splits: dict[str, list[dict]]) -> dict:
         "test_references_per_dialogue": {"min": min(refs), "max": max(refs)},
         "dialogue_words": {s: percentiles([word_count(r["dialogue"]) for r in splits[s]]) for s in SPLITS},
         "summary_words": {s: percentiles([word_count(r["summary"]) for r in splits[s]]) for s in SPLITS},
+        # Dialogues with the same text in two splits (whitespace and case aside), per pair of splits.
+        "dialogues_in_two_splits": dialogue_overlap(splits),
     }
 
 

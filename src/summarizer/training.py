@@ -31,9 +31,11 @@ from peft import LoraConfig, PeftModel, PromptTuningConfig, PromptTuningInit, Ta
 from transformers import (AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, PreTrainedModel, PreTrainedTokenizerBase,
                           Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback, set_seed)
 from transformers.integrations import DVCLiveCallback
+from transformers.pytorch_utils import Conv1D
 
 from summarizer.config import METHODS, LoraParams, MethodParams, PromptTuningParams, TrainingParams
 from summarizer.device import Runtime
+from summarizer.errors import ConfigError
 from summarizer.io import (LOSS_DIGITS, atomic_write_text, partial_dir, publish_dir, read_jsonl, rounded,
                           start_partial_dir, write_json)
 from summarizer.modeling import count_parameters, keep_own_head, load_tokenizer, resolve_attention
@@ -42,6 +44,25 @@ log = logging.getLogger(__name__)
 
 LABEL_PAD = -100  # ignored by the cross-entropy loss
 FINGERPRINT = "run-fingerprint.json"
+# The layer types peft's LoRA wraps (peft/tuners/lora/layer.py ~2740, dispatch_default); Conv1D is GPT-2's.
+LORA_LAYERS = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d,
+               torch.nn.MultiheadAttention, Conv1D)
+
+
+def check_lora_targets(model: PreTrainedModel, targets: Sequence[str]) -> None:
+    """Every name in ``lora.target_modules`` must name layers LoRA can adapt in this model, before training starts.
+
+    peft matches a name to a module whose full name is that name or ends in ``.name`` (``check_target_module_exists``
+    in peft/tuners/tuners_utils.py ~2376); it raises a traceback when no name matches, and ignores a misspelt name
+    when another one matches. Here each name is checked, and the message lists the names there are.
+    """
+    adaptable = [name for name, module in model.named_modules() if isinstance(module, LORA_LAYERS)]
+    missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in adaptable)]
+    if missing:
+        there = sorted({n.rsplit(".", 1)[-1] for n in adaptable})
+        raise ConfigError(f"lora.target_modules: no layer of {type(model).__name__} is named "
+                          f"{', '.join(map(repr, missing))}; the layers LoRA can adapt here are named "
+                          f"{', '.join(there)}")
 
 
 def wrap_model(model: PreTrainedModel, method: str, hp: MethodParams,
@@ -56,6 +77,7 @@ def wrap_model(model: PreTrainedModel, method: str, hp: MethodParams,
         return model
     if method == "lora":
         assert isinstance(hp, LoraParams)
+        check_lora_targets(model, hp.target_modules)
         config = LoraConfig(task_type=TaskType.SEQ_2_SEQ_LM, r=hp.r, lora_alpha=hp.alpha,
                             lora_dropout=hp.dropout, target_modules=list(hp.target_modules), bias="none")
     elif method == "prompt_tuning":
