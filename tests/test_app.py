@@ -195,7 +195,6 @@ def test_out_of_range_api_value_is_refused_with_one_log_line(app_url):
     assert len(refusals) == 3 and "Max new tokens: Value 100000 is greater than maximum value 256." in refusals[0]
 
 
-
 def test_a_variant_trained_while_the_app_runs_is_served_without_a_restart(tiny_workspace, tmp_path):
     """The page listed the variants found at start-up, and the API refused any other ("Value: ppo is not in the
     list of choices"). Now a variant that appears on disk is offered when the page loads and served on first use."""

@@ -482,8 +482,6 @@ def test_sweep_worker_round_trip(demo, tmp_path):
     ran = _stages(log, r"^Running stage '([^']+)'")
     cached = _stages(log, r"Stage '([^']+)' is cached - skipping run")
     pulled = _stages(log, r"Pulling data for .*?'([^']+)'") | _stages(log, r"Stage '([^']+)' didn't change")
-    (tmp_path.parent / "worker-stages.json").write_text(json.dumps({"ran": sorted(ran), "cached": sorted(cached),
-                                                                    "pulled": sorted(pulled)}, indent=1))
     # Training always runs (its curve folder is `persist`, which DVC never run-caches); so do the stages with a
     # `cache: false` output whose run-cache entry cannot be restored on another machine (docs/sweeps.md).
     assert "finetune@full" in ran and ran <= {"finetune@full", "evaluate@full", "compare", "report"}, log[-4000:]
