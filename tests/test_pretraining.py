@@ -1,4 +1,4 @@
-"""Pretraining the small T5 here: span corruption, the topic task, and the stage that runs them."""
+"""Pretraining the small T5 here: span corruption, denoising, the topic task, and the stage that runs them."""
 
 import random
 
@@ -52,19 +52,49 @@ def test_span_corruption_of_a_short_text():
     assert _restore(source, target) == [5, 6] and len(target) == 3
 
 
-def test_features_hold_both_objectives_and_no_summary(params):
-    from summarizer.config import parse_params
+def _tokenizer(rows):
     from summarizer.modeling import train_t5_tokenizer
+
+    words = ["booking What is the topic of the following conversation? Topic:"]
+    return train_t5_tokenizer([r["dialogue"] for r in rows] + words, 200, 64, extra_tokens=sentinel_tokens())
+
+
+def test_denoise_target_is_the_dialogue_its_input_masks(params):
+    """BART's text infilling: every masked span is one and the same mask token in the input, the unmasked tokens
+    keep their order, and the target is the dialogue itself, cut to denoise_target_tokens."""
+    from dataclasses import replace
+
+    from summarizer.config import parse_params
+
+    rows = [{"dialogue": "#Person1#: " + " ".join(f"w{i}" for i in range(60)), "topic": "t", "summary": "s"}]
+    tok = _tokenizer(rows)
+    mask = tok.convert_tokens_to_ids("<extra_id_0>")
+    ids = tok(rows[0]["dialogue"], add_special_tokens=False)["input_ids"]
+    pre = replace(parse_params(params).model.pretrain, objectives=("denoise",), denoise_target_tokens=40)
+    (f,) = pretraining_features(rows, tok, pre, max_source_tokens=1000, seed=0)
+    assert f["objective"] == "denoise"
+    assert f["labels"] == ids[:40] + [tok.eos_token_id]
+    source = f["input_ids"][:-1]
+    kept = [t for t in source if t != mask]
+    assert set(source) - set(ids) == {mask} and source.count(mask) >= 2  # several spans, all the same token
+    assert len(ids) - len(kept) == round(0.15 * len(ids))
+    it = iter(ids)
+    assert all(t in it for t in kept)  # the unmasked tokens, in the dialogue's order
+
+
+def test_features_hold_every_objective_and_no_summary(params):
+    from dataclasses import replace
+
+    from summarizer.config import parse_params
 
     rows = [{"dialogue": f"#Person1#: I want {w} tickets.\n#Person2#: Sure, {w} tickets.", "topic": "booking",
              "summary": "SUMMARY-TEXT never seen"} for w in ("two", "three", "four", "five")]
-    words = ["booking What is the topic of the following conversation? Topic:"]
-    tok = train_t5_tokenizer([r["dialogue"] for r in rows] + words, 200, 64, extra_tokens=sentinel_tokens())
+    tok = _tokenizer(rows)
     assert tok.convert_tokens_to_ids("<extra_id_0>") == 3  # right after <pad>, </s>, <unk>
     assert tok.decode(tok.convert_tokens_to_ids(["<extra_id_0>", "<extra_id_5>"]), skip_special_tokens=True) == ""
-    pre = parse_params(params).model.pretrain
+    pre = replace(parse_params(params).model.pretrain, objectives=("span_corruption", "denoise", "topic"))
     feats = pretraining_features(rows, tok, pre, max_source_tokens=64, seed=0)
-    assert sorted(f["objective"] for f in feats) == ["span_corruption"] * 4 + ["topic"] * 4
+    assert sorted(f["objective"] for f in feats) == ["denoise"] * 4 + ["span_corruption"] * 4 + ["topic"] * 4
     for f in feats:
         text = tok.decode(f["input_ids"] + f["labels"])
         assert "SUMMARY" not in text
@@ -96,7 +126,7 @@ def test_base_model_stage_pretrains_and_says_so(tmp_path):
         weights.append(load_file(tmp_path / run / "model.safetensors"))
     info = read_json(tmp_path / "a.json")
     assert info["source"] == "pretrained-here" and info["pretraining"]["steps"] == 4
-    assert info["pretraining"]["objectives"] == ["span_corruption", "topic"]
+    assert info["pretraining"]["objectives"] == ["denoise", "topic"]
     assert (tmp_path / "live_a/plots/metrics/loss.tsv").exists()
     assert not (tmp_path / "work_a").exists()  # features and checkpoints are removed once the model is saved
     assert weights[0].keys() == weights[1].keys()

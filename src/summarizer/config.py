@@ -137,7 +137,7 @@ class TinyT5Params:
 
 ATTENTION = ("auto", "eager", "sdpa")  # transformers' attn_implementation for the summarizer
 OPTIMIZERS = ("adamw_torch", "adafactor")  # transformers' `optim` names
-PRETRAIN_OBJECTIVES = ("span_corruption", "topic")
+PRETRAIN_OBJECTIVES = ("span_corruption", "denoise", "topic")
 
 
 @dataclass(frozen=True)
@@ -146,8 +146,9 @@ class PretrainParams:
     summarization, and their schedule."""
 
     objectives: tuple[Literal[PRETRAIN_OBJECTIVES], ...] = checked(_non_empty)  # type: ignore[valid-type]
-    noise_density: float = checked(_fraction, _gt(0))  # span corruption: share of tokens masked
+    noise_density: float = checked(_fraction, _gt(0))  # span corruption, denoise: share of tokens masked
     mean_span_length: float = checked(_ge(1))
+    denoise_target_tokens: int = checked(_gt(0))  # denoise: the target is the dialogue's first this many tokens
     topic_template: str = checked(_template)  # the topic task's instruction
     optimizer: Literal[OPTIMIZERS] = field()  # type: ignore[valid-type]
     lr: float = checked(_gt(0))

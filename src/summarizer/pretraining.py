@@ -9,6 +9,11 @@ tuning do to it, in miniature, what they do to FLAN-T5.
 Objectives (``model.pretrain.objectives``), each giving one example per train dialogue:
 - ``span_corruption``: T5's denoising (Raffel et al., 2020, §3.1.4): about ``noise_density`` of the dialogue's tokens,
   in spans of mean length ``mean_span_length``, replaced by sentinels in the input; the target lists the spans.
+- ``denoise``: BART's text infilling (Lewis et al., 2020, §2.2): the same masked spans, each replaced by one and the
+  same mask token (``<extra_id_0>``), and the target is the dialogue itself (its first ``denoise_target_tokens``
+  tokens). Reproducing its input forces the decoder to read the encoder token by token; span corruption's short
+  targets let a small model lower its loss with the decoder alone, and at this scale its encoder collapsed (its
+  outputs barely varied across tokens or dialogues: docs/results.md), so nothing fine-tuned on it read the dialogue.
 - ``topic``: DialogSum's ``topic`` field (one to three words: "job interview") as an instruction task. It teaches
   the model to answer an instruction about a whole dialogue with a few words, not to write a summary.
 
@@ -93,6 +98,15 @@ def pretraining_features(rows: Sequence[dict], tokenizer: PreTrainedTokenizerBas
                                              noise_density=params.noise_density,
                                              mean_span_length=params.mean_span_length, rng=rng)
             out.append({"input_ids": source, "labels": target, "objective": "span_corruption"})
+    if "denoise" in params.objectives:
+        mask = [tokenizer.convert_tokens_to_ids(sentinel_tokens(1)[0])] * NUM_SENTINELS
+        encoded = tokenizer([r["dialogue"] for r in rows], add_special_tokens=False, truncation=True,
+                            max_length=max_source_tokens - 1)["input_ids"]
+        for ids in encoded:
+            source, _ = span_corruption(ids, mask, tokenizer.eos_token_id, noise_density=params.noise_density,
+                                        mean_span_length=params.mean_span_length, rng=rng)
+            target = [*ids[:params.denoise_target_tokens], tokenizer.eos_token_id]
+            out.append({"input_ids": source, "labels": target, "objective": "denoise"})
     if "topic" in params.objectives:
         prompts = [build_prompt(r["dialogue"], params.topic_template) for r in rows]
         sources = tokenizer(prompts, truncation=True, max_length=max_source_tokens)["input_ids"]
