@@ -138,7 +138,8 @@ def _paired(comparison: Mapping[str, dict], against: str, variant: str, alpha: f
 
 def ppo_lines(train: Mapping, detox: Mapping, alpha: float) -> list[str]:
     """What PPO did, in words and numbers: its own reward over its steps, the KL, and the test toxicity before and
-    after with the paired test's verdict (a drop is called significant only when the test says so)."""
+    after with the paired test's verdict (a drop is called significant only when the test says so, and never when
+    every paired difference is the same number)."""
     out = []
     q = train.get("reward_quarters")
     if q:
@@ -151,6 +152,11 @@ def ppo_lines(train: Mapping, detox: Mapping, alpha: float) -> list[str]:
         out.append("")
     t = detox["difference"]["toxicity"]
     verdict = "significant" if t["p_value"] < alpha else "not significant"
+    if t["ci_low"] == t["ci_high"]:
+        # Every dialogue's difference is the same number: each model wrote one summary for every dialogue, so the
+        # bootstrap has nothing to resample and its p-value says nothing. Two sentences were compared, not a sample.
+        verdict = ("every dialogue's difference is the same: before and after each wrote one summary for every "
+                   "dialogue, so this compares two sentences and no test applies")
     out.append(f"Toxicity of the test summaries, {detox['before']['variant']} → {detox['after']['variant']}: "
                f"{detox['before']['toxicity']['mean']['mean']:.4f} → {detox['after']['toxicity']['mean']['mean']:.4f} "
                f"(paired difference {t['difference']:+.4f}, 95% CI [{t['ci_low']:+.4f}, {t['ci_high']:+.4f}], "
