@@ -37,3 +37,13 @@ def test_the_heldout_reward_says_rose_only_when_its_interval_is_above_zero():
     assert "its reward fell" in line(-0.15, -0.05)
     assert "did not move clearly" in line(-0.05, 0.15)
     assert not any(l.startswith("On ") for l in ppo_lines({"heldout_reward": None}, _detox(-0.02, 0.01, 0.4), 0.05))
+
+
+def test_a_toxicity_drop_from_shrunken_summaries_says_so():
+    """The committed run's PPO wrote "#Person1#:" for most dialogues (1.1 words, from 12.0) and its toxicity fell
+    "significantly": the report must put the length beside it."""
+    shrunk = ppo_lines({}, _detox(-0.02, -0.01, 0.001), 0.05, {"ppo_start": 12.0, "ppo": 1.1})[-1]
+    assert "12.0 → 1.1 words: the summaries shrank" in shrunk and "writing less" in shrunk
+    kept = ppo_lines({}, _detox(-0.02, -0.01, 0.001), 0.05, {"ppo_start": 12.0, "ppo": 9.0})[-1]
+    assert kept.endswith("12.0 → 9.0 words.")
+    assert "words" not in ppo_lines({}, _detox(-0.02, -0.01, 0.001), 0.05)[-1]

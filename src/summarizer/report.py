@@ -140,10 +140,11 @@ def _moved(d: Mapping) -> str:
     return "rose" if d["ci_low"] > 0 else ("fell" if d["ci_high"] < 0 else "did not move clearly")
 
 
-def ppo_lines(train: Mapping, detox: Mapping, alpha: float) -> list[str]:
+def ppo_lines(train: Mapping, detox: Mapping, alpha: float, words: Mapping[str, float] | None = None) -> list[str]:
     """What PPO did, in words and numbers: its own reward over its steps, the KL, and the test toxicity before and
     after with the paired test's verdict (a drop is called significant only when the test says so, and never when
-    every paired difference is the same number)."""
+    every paired difference is the same number), beside the summaries' mean length in ``words`` (per variant): a
+    classifier scores less text as less toxic, so a policy can lower toxicity by writing less."""
     out = []
     q = train.get("reward_quarters")
     if q:
@@ -176,6 +177,11 @@ def ppo_lines(train: Mapping, detox: Mapping, alpha: float) -> list[str]:
                f"p={t['p_value']:.3f}: {verdict}, on {detox['n_dialogues']} dialogues)"
                + (" — `ppo_start` is the LoRA model merged as PPO starts from it, saved and evaluated exactly like "
                   "`ppo`, so only PPO's updates differ." if detox["before"]["variant"] == "ppo_start" else "."))
+    before, after = ((words or {}).get(detox[side]["variant"]) for side in ("before", "after"))
+    if before is not None and after is not None:
+        out[-1] += f" Mean summary length {before:.1f} → {after:.1f} words"
+        out[-1] += (": the summaries shrank to under half their length, so a lower toxicity here comes from writing "
+                    "less, not from writing better." if after < before / 2 else ".")
     return out
 
 
@@ -225,7 +231,8 @@ def results_markdown(evals: Mapping[str, dict], references: Mapping[str, dict], 
                   "chosen on the train split (its text: `data/references/constant.jsonl`; DialogSum's text stays "
                   "out of git)."]
     if detox is not None and "ppo" in training:
-        lines += ["", *ppo_lines(training["ppo"], detox, alpha)]
+        lines += ["", *ppo_lines(training["ppo"], detox, alpha,
+                                 {v: m["length_words"]["mean"] for v, m in evals.items()})]
     lines += ["", "Figures: `plots/*.png` (numbers behind each in `plots/data/`). Worst examples per variant: "
               "`data/report/worst/<variant>.csv` (DVC output: it quotes the dataset, so it stays out of git).", ""]
     return "\n".join(lines)
