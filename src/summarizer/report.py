@@ -140,6 +140,11 @@ def _moved(d: Mapping) -> str:
     return "rose" if d["ci_low"] > 0 else ("fell" if d["ci_high"] < 0 else "did not move clearly")
 
 
+def mean_words(records: Mapping[str, Sequence[dict]]) -> dict[str, float]:
+    """Mean words per prediction, per variant (the evaluation's ``length_words``, for variants outside the table)."""
+    return {v: sum(word_count(r["prediction"]) for r in rows) / len(rows) for v, rows in records.items() if rows}
+
+
 def ppo_lines(train: Mapping, detox: Mapping, alpha: float, words: Mapping[str, float] | None = None) -> list[str]:
     """What PPO did, in words and numbers: its own reward over its steps, the KL, and the test toxicity before and
     after with the paired test's verdict (a drop is called significant only when the test says so, and never when
@@ -187,7 +192,7 @@ def ppo_lines(train: Mapping, detox: Mapping, alpha: float, words: Mapping[str, 
 
 def results_markdown(evals: Mapping[str, dict], references: Mapping[str, dict], comparison: Mapping[str, dict],
                      training: Mapping[str, dict], *, alpha: float, note: str | None,
-                     detox: Mapping | None = None) -> str:
+                     detox: Mapping | None = None, detox_words: Mapping[str, float] | None = None) -> str:
     """One row per variant, then one per reference baseline: ROUGE with CIs (per_reference), BLEU, length, distinct
     outputs, toxicity, trainable parameters, training time, and ROUGE-L against base and Lead-k (paired bootstrap
     difference with its CI; significant when p < alpha)."""
@@ -231,8 +236,7 @@ def results_markdown(evals: Mapping[str, dict], references: Mapping[str, dict], 
                   "chosen on the train split (its text: `data/references/constant.jsonl`; DialogSum's text stays "
                   "out of git)."]
     if detox is not None and "ppo" in training:
-        lines += ["", *ppo_lines(training["ppo"], detox, alpha,
-                                 {v: m["length_words"]["mean"] for v, m in evals.items()})]
+        lines += ["", *ppo_lines(training["ppo"], detox, alpha, detox_words)]
     lines += ["", "Figures: `plots/*.png` (numbers behind each in `plots/data/`). Worst examples per variant: "
               "`data/report/worst/<variant>.csv` (DVC output: it quotes the dataset, so it stays out of git).", ""]
     return "\n".join(lines)
@@ -322,5 +326,5 @@ def write_report(paths: ReportPaths, params: ReportParams) -> None:
         atomic_write_text(paths.worst / f"{v}.csv", table.to_csv(index=False))
     atomic_write_text(paths.table, results_markdown(evals, references, comparison, training,
                                                     alpha=params.significance, note=model_note(base_info),
-                                                    detox=detox))
+                                                    detox=detox, detox_words=mean_words(detox_records)))
     log.info("wrote %s, %s and figures in %s", paths.table, paths.errors, out)
