@@ -136,6 +136,10 @@ def _paired(comparison: Mapping[str, dict], against: str, variant: str, alpha: f
     return f"{c['difference']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] ({verdict})"
 
 
+def _interval(d: Mapping) -> str:
+    return f"{d['difference']:+.3f}, 95% CI [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+
+
 def _moved(d: Mapping) -> str:
     return "rose" if d["ci_low"] > 0 else ("fell" if d["ci_high"] < 0 else "did not move clearly")
 
@@ -156,16 +160,15 @@ def ppo_lines(train: Mapping, detox: Mapping, alpha: float, words: Mapping[str, 
         d = q["difference"]
         out.append(f"**PPO** ({train['steps']} steps): its reward ({train.get('reward', 'classifier reward')}) on its "
                    f"own samples {_moved(d)}: first quarter of the steps {q['first']['mean']:.3f}, last quarter "
-                   f"{q['last']['mean']:.3f} (difference {d['difference']:+.3f}, 95% CI [{d['ci_low']:+.3f}, "
-                   f"{d['ci_high']:+.3f}]); KL to the LoRA summarizer at most {train.get('kl_max', float('nan')):.3f}.")
+                   f"{q['last']['mean']:.3f} (difference {_interval(d)}); KL to the LoRA summarizer at most "
+                   f"{train.get('kl_max', float('nan')):.3f}.")
         out.append("")
     h = train.get("heldout_reward")
     if h:
         d = h["difference"]
         out.append(f"On {h['prompts']} prompts PPO never trained on ({h['samples_per_prompt']} samples each, the same "
                    f"seed before and after), its reward {_moved(d)}: {h['before']['mean']:.3f} → "
-                   f"{h['after']['mean']:.3f} "
-                   f"(paired difference {d['difference']:+.3f}, 95% CI [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]); "
+                   f"{h['after']['mean']:.3f} (paired difference {_interval(d)}); "
                    f"sampled summaries of {h['response_tokens_before']:.1f} → {h['response_tokens_after']:.1f} "
                    "tokens. Unlike the quarters above, the prompts are the same on both sides.")
         out.append("")
