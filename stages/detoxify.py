@@ -13,7 +13,8 @@ from summarizer.config import load_params
 from summarizer.device import select_pinned_runtime
 from summarizer.io import read_jsonl, write_json
 from summarizer.modeling import load_tokenizer, resolve_attention
-from summarizer.ppo import load_policy, make_trainer, run_ppo, run_summary, save_policy, select_prompts
+from summarizer.ppo import (heldout_reward, load_policy, make_trainer, run_ppo, run_summary, save_policy,
+                            select_prompts, split_heldout)
 from summarizer.stage import parser, run_stage
 from summarizer.toxicity import load_toxicity_scorer
 
@@ -42,8 +43,9 @@ def main(argv=None) -> None:
     pc = cfg.ppo
     prompts = select_prompts(read_jsonl(args.train), cfg.prompt.template, pc.prompt_min_chars, pc.prompt_max_chars,
                              cfg.seed)
-    log.info("%d PPO prompts (train dialogues of %d-%d characters)", len(prompts), pc.prompt_min_chars + 1,
-             pc.prompt_max_chars)
+    prompts, heldout = split_heldout(prompts, pc.heldout_prompts, pc.batch_size)
+    log.info("%d PPO prompts (train dialogues of %d-%d characters), %d more held out", len(prompts),
+             pc.prompt_min_chars + 1, pc.prompt_max_chars, len(heldout))
     tokenizer = load_tokenizer(args.base_model)
     policy = load_policy(args.base_model, args.adapter, resolve_attention(cfg.model.attention, runtime.device),
                          tokenizer=tokenizer, start_dir=args.start_out)
@@ -55,8 +57,11 @@ def main(argv=None) -> None:
                       seed=cfg.seed, device=runtime.device, live=live)
     runtime_s = time.perf_counter() - start
     live.end()
+    measured = None if not heldout else heldout_reward(
+        trainer, heldout, scorer.reward, pc, max_source_tokens=cfg.prompt.max_source_tokens, device=runtime.device,
+        **cfg.bootstrap)
     summary = run_summary(policy, history, prompts_available=len(prompts), runtime_s=runtime_s, runtime=runtime,
-                          seed=cfg.seed)
+                          seed=cfg.seed, heldout=measured)
     save_policy(policy, tokenizer, args.out)
     write_json(args.metrics, summary)
 

@@ -514,16 +514,23 @@ def test_interrupted_dvc_repro_resumes_with_its_whole_curve(demo):
     (work / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     env = os.environ | {"HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", "finetune@lora"]
-    first = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True)
+    # A terminal's Ctrl+C reaches processes that handle SIGINT. Tests started as a background job (`cmd &` in a
+    # script) inherit SIGINT *ignored*, and so would DVC and the stage, which would then train to the end: a handled
+    # SIGINT in this process is reset to the default in the child at exec, an ignored one would stay ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        first = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 300
     while not (work / "checkpoints/lora/checkpoint-20").is_dir():  # checkpoint-10 is complete by then
         assert first.poll() is None, "the stage ended before it could be interrupted: " + first.stdout.read()[-2000:]
         assert time.monotonic() < deadline
         time.sleep(0.05)
     os.killpg(first.pid, signal.SIGINT)
-    first.wait(timeout=120)
-    assert first.returncode != 0 and not (work / "models/lora").exists()
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode != 0 and not (work / "models/lora").exists(), out[-4000:]
     # Ctrl+C may land while a checkpoint is being written: resume takes the newest complete one
     interrupted_at = max(int(p.name.split("-")[1]) for p in (work / "checkpoints/lora").glob("checkpoint-*")
                          if (p / "trainer_state.json").exists())

@@ -18,8 +18,8 @@ from summarizer.config import parse_params
 from summarizer.device import Runtime
 from summarizer.io import read_jsonl
 from summarizer.modeling import build_tiny_t5, load_summarizer, load_tokenizer
-from summarizer.ppo import (encode_queries, generate_responses, load_policy, make_trainer, run_ppo, save_policy,
-                            select_prompts)
+from summarizer.ppo import (encode_queries, generate_responses, heldout_reward, load_policy, make_trainer, run_ppo,
+                            save_policy, select_prompts, split_heldout)
 from summarizer.toxicity import load_toxicity_scorer
 
 CPU = Runtime("cpu", "fp32")
@@ -161,12 +161,37 @@ def test_ppo_learns_a_synthetic_reward(base, sft_adapter, prompts):
         ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [sum(i < half for i in seq) / max(len(seq), 1) for seq in ids]
 
-    history = run_ppo(trainer, prompts, low_token_share, cfg.ppo, max_source_tokens=512, seed=cfg.seed,
+    train, heldout = split_heldout(prompts, 8, cfg.ppo.batch_size)
+    history = run_ppo(trainer, train, low_token_share, cfg.ppo, max_source_tokens=512, seed=cfg.seed,
                       device="cpu", progress=False)
     rewards = [h["reward_mean"] for h in history]
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
     assert last > first + 0.2, rewards
     assert all(math.isfinite(h["kl"]) for h in history)
+    # ... and on prompts it never trained on, against the policy it started from (its adapter disabled)
+    measured = heldout_reward(trainer, heldout, low_token_share, cfg.ppo, max_source_tokens=512, seed=cfg.seed,
+                              device="cpu", resamples=200)
+    assert measured["difference"]["ci_low"] > 0.1, measured
+    assert measured["after"]["mean"] > measured["before"]["mean"] + 0.2, measured
+
+
+def test_heldout_reward_is_zero_before_any_update(base, sft_adapter, prompts):
+    """Before any PPO step the policy *is* the model it started from: the same seed gives the same samples, so
+    the paired difference is exactly 0 (a "before" taken from another model or another seed would not be)."""
+    cfg = _cfg(heldout_samples=2)
+    trainer = _trainer(base, sft_adapter, cfg)
+    measured = heldout_reward(trainer, prompts[:6], lambda texts: [len(t) for t in texts], cfg.ppo,
+                              max_source_tokens=512, seed=cfg.seed, device="cpu", resamples=50)
+    assert measured["difference"] == {"difference": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    assert measured["before"]["mean"] > 0 and measured["prompts"] == 6 and measured["samples_per_prompt"] == 2
+
+
+def test_split_heldout_keeps_the_last_prompts_out_of_training():
+    train, heldout = split_heldout(list("abcdefghij"), 3, batch_size=4)
+    assert train == list("abcdefg") and heldout == list("hij")
+    assert split_heldout(list("abcd"), 0, batch_size=4) == (list("abcd"), [])
+    with pytest.raises(ValueError, match="ppo.heldout_prompts=3"):
+        split_heldout(list("abcdef"), 3, batch_size=4)
 
 
 def test_two_ppo_steps_train_only_the_new_adapter_and_save_the_policy(tiny_workspace, base, sft_adapter, prompts,

@@ -348,6 +348,9 @@ class PpoParams:
     top_p: float = checked(_fraction, _gt(0))
     prompt_min_chars: int = checked(_ge(0))
     prompt_max_chars: int = checked(_gt(0))
+    # The reward before and after PPO on prompts it never trains on (0 prompts: not measured)
+    heldout_prompts: int = checked(_ge(0))
+    heldout_samples: int = checked(_gt(0))
     min_eval_dialogues: int = checked(_gt(0))
 
 

@@ -54,6 +54,15 @@ def select_prompts(rows: Sequence[dict], template: str, min_chars: int, max_char
     return prompts
 
 
+def split_heldout(prompts: Sequence[str], heldout: int, batch_size: int) -> tuple[list[str], list[str]]:
+    """(training prompts, held-out prompts): the last ``heldout`` prompts are never trained on."""
+    if len(prompts) - heldout < batch_size:
+        raise ValueError(f"{len(prompts)} PPO prompts leave fewer than ppo.batch_size={batch_size} for training "
+                         f"after ppo.heldout_prompts={heldout}: lower ppo.heldout_prompts or widen "
+                         f"ppo.prompt_min_chars/prompt_max_chars")
+    return list(prompts[:len(prompts) - heldout]), list(prompts[len(prompts) - heldout:])
+
+
 def load_policy(base_dir: str | Path, adapter_dir: str | Path, attention: str | None = None, *,
                 tokenizer: PreTrainedTokenizerBase | None = None,
                 start_dir: str | Path | None = None) -> AutoModelForSeq2SeqLMWithValueHead:
@@ -185,8 +194,44 @@ def run_ppo(trainer: PPOTrainer, prompts: Sequence[str], reward_fn: Callable[[li
     return history
 
 
+def heldout_reward(trainer: PPOTrainer, prompts: Sequence[str], reward_fn: Callable[[list[str]], Sequence[float]],
+                   cfg: PpoParams, *, max_source_tokens: int, seed: int, device: str, resamples: int = 1000,
+                   confidence: float = 0.95) -> dict:
+    """The policy's reward on ``prompts`` (never trained on) before PPO and after: did PPO raise its own reward?
+
+    ``heldout_samples`` summaries per prompt, sampled as in training but with one length limit
+    (``max_new_tokens``), from the same seed. "Before" is the policy with its PPO adapter disabled, which is the
+    LoRA summarizer PPO started from (and its KL reference): the same model before any update, so the difference is
+    exactly 0 then (tested). The difference is paired over prompts: the prompts' own rewards, which vary more than
+    PPO moves them, cancel.
+    """
+    k = cfg.heldout_samples
+    queries = [q for q in encode_queries(trainer.tokenizer, prompts, max_source_tokens) for _ in range(k)]
+    gen_batch = min(len(queries), resolve_batch_size(cfg.generation_batch_size, device))
+
+    def per_prompt() -> tuple[np.ndarray, float]:
+        torch.manual_seed(seed)  # the same draws for both models: equal models give equal samples
+        responses = generate_responses(trainer, queries, max_new_tokens=cfg.max_new_tokens, batch_size=gen_batch,
+                                       top_k=cfg.top_k, top_p=cfg.top_p)
+        texts = trainer.tokenizer.batch_decode(responses, skip_special_tokens=True)
+        rewards = np.asarray(reward_fn(texts), dtype=float).reshape(len(prompts), k).mean(axis=1)
+        return rewards, float(np.mean([len(r) - 1 for r in responses]))
+
+    # the adapter disabled, as trl does for the KL reference (trl/trainer/ppo_trainer.py ~258, ~756)
+    with trainer.optional_peft_ctx():
+        before, before_tokens = per_prompt()
+    after, after_tokens = per_prompt()
+    ci = dict(resamples=resamples, confidence=confidence, seed=seed)
+    paired = bootstrap_ci(after - before, **ci)
+    return rounded({"prompts": len(prompts), "samples_per_prompt": k,
+                    "before": bootstrap_ci(before, **ci), "after": bootstrap_ci(after, **ci),
+                    "difference": {"difference": paired["mean"], "ci_low": paired["ci_low"],
+                                   "ci_high": paired["ci_high"]},
+                    "response_tokens_before": before_tokens, "response_tokens_after": after_tokens}, LOSS_DIGITS)
+
+
 def run_summary(policy: AutoModelForSeq2SeqLMWithValueHead, history: Sequence[dict], *, prompts_available: int,
-                runtime_s: float, runtime: Runtime, seed: int = 0) -> dict:
+                runtime_s: float, runtime: Runtime, seed: int = 0, heldout: dict | None = None) -> dict:
     """metrics/train/ppo.json: what was trained, the first and last step's reward and KL, the reward of the first
     against the last quarter of the steps (did PPO raise its own reward?), and how long it took."""
     params = count_parameters(policy.pretrained_model)
@@ -198,6 +243,7 @@ def run_summary(policy: AutoModelForSeq2SeqLMWithValueHead, history: Sequence[di
                    "kl_first": history[0]["kl"], "kl_last": history[-1]["kl"],
                    "kl_max": max(h["kl"] for h in history)}, LOSS_DIGITS),
         "reward_quarters": reward_quarters(history, seed=seed),
+        "heldout_reward": heldout,  # None when ppo.heldout_prompts is 0
         "train_runtime_s": rounded(runtime_s, 2), "device": runtime.device,
         # fp32 weights; bf16/fp16 means autocast of the forward passes (accelerate's mixed_precision)
         "precision": runtime.precision,

@@ -136,19 +136,41 @@ def _paired(comparison: Mapping[str, dict], against: str, variant: str, alpha: f
     return f"{c['difference']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] ({verdict})"
 
 
-def ppo_lines(train: Mapping, detox: Mapping, alpha: float) -> list[str]:
+def _interval(d: Mapping) -> str:
+    return f"{d['difference']:+.3f}, 95% CI [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+
+
+def _moved(d: Mapping) -> str:
+    return "rose" if d["ci_low"] > 0 else ("fell" if d["ci_high"] < 0 else "did not move clearly")
+
+
+def mean_words(records: Mapping[str, Sequence[dict]]) -> dict[str, float]:
+    """Mean words per prediction, per variant (the evaluation's ``length_words``, for variants outside the table)."""
+    return {v: sum(word_count(r["prediction"]) for r in rows) / len(rows) for v, rows in records.items() if rows}
+
+
+def ppo_lines(train: Mapping, detox: Mapping, alpha: float, words: Mapping[str, float] | None = None) -> list[str]:
     """What PPO did, in words and numbers: its own reward over its steps, the KL, and the test toxicity before and
     after with the paired test's verdict (a drop is called significant only when the test says so, and never when
-    every paired difference is the same number)."""
+    every paired difference is the same number), beside the summaries' mean length in ``words`` (per variant): a
+    classifier scores less text as less toxic, so a policy can lower toxicity by writing less."""
     out = []
     q = train.get("reward_quarters")
     if q:
         d = q["difference"]
-        moved = "rose" if d["ci_low"] > 0 else ("fell" if d["ci_high"] < 0 else "did not move clearly")
         out.append(f"**PPO** ({train['steps']} steps): its reward ({train.get('reward', 'classifier reward')}) on its "
-                   f"own samples {moved}: first quarter of the steps {q['first']['mean']:.3f}, last quarter "
-                   f"{q['last']['mean']:.3f} (difference {d['difference']:+.3f}, 95% CI [{d['ci_low']:+.3f}, "
-                   f"{d['ci_high']:+.3f}]); KL to the LoRA summarizer at most {train.get('kl_max', float('nan')):.3f}.")
+                   f"own samples {_moved(d)}: first quarter of the steps {q['first']['mean']:.3f}, last quarter "
+                   f"{q['last']['mean']:.3f} (difference {_interval(d)}); KL to the LoRA summarizer at most "
+                   f"{train.get('kl_max', float('nan')):.3f}.")
+        out.append("")
+    h = train.get("heldout_reward")
+    if h:
+        d = h["difference"]
+        out.append(f"On {h['prompts']} prompts PPO never trained on ({h['samples_per_prompt']} samples each, the same "
+                   f"seed before and after), its reward {_moved(d)}: {h['before']['mean']:.3f} → "
+                   f"{h['after']['mean']:.3f} (paired difference {_interval(d)}); "
+                   f"sampled summaries of {h['response_tokens_before']:.1f} → {h['response_tokens_after']:.1f} "
+                   "tokens. Unlike the quarters above, the prompts are the same on both sides.")
         out.append("")
     t = detox["difference"]["toxicity"]
     verdict = "significant" if t["p_value"] < alpha else "not significant"
@@ -163,12 +185,17 @@ def ppo_lines(train: Mapping, detox: Mapping, alpha: float) -> list[str]:
                f"p={t['p_value']:.3f}: {verdict}, on {detox['n_dialogues']} dialogues)"
                + (" — `ppo_start` is the LoRA model merged as PPO starts from it, saved and evaluated exactly like "
                   "`ppo`, so only PPO's updates differ." if detox["before"]["variant"] == "ppo_start" else "."))
+    before, after = ((words or {}).get(detox[side]["variant"]) for side in ("before", "after"))
+    if before is not None and after is not None:
+        out[-1] += f" Mean summary length {before:.1f} → {after:.1f} words"
+        out[-1] += (": the summaries shrank to under half their length, so a lower toxicity here comes from writing "
+                    "less, not from writing better." if after < before / 2 else ".")
     return out
 
 
 def results_markdown(evals: Mapping[str, dict], references: Mapping[str, dict], comparison: Mapping[str, dict],
                      training: Mapping[str, dict], *, alpha: float, note: str | None,
-                     detox: Mapping | None = None) -> str:
+                     detox: Mapping | None = None, detox_words: Mapping[str, float] | None = None) -> str:
     """One row per variant, then one per reference baseline: ROUGE with CIs (per_reference), BLEU, length, distinct
     outputs, toxicity, trainable parameters, training time, and ROUGE-L against base and Lead-k (paired bootstrap
     difference with its CI; significant when p < alpha)."""
@@ -212,7 +239,7 @@ def results_markdown(evals: Mapping[str, dict], references: Mapping[str, dict], 
                   "chosen on the train split (its text: `data/references/constant.jsonl`; DialogSum's text stays "
                   "out of git)."]
     if detox is not None and "ppo" in training:
-        lines += ["", *ppo_lines(training["ppo"], detox, alpha)]
+        lines += ["", *ppo_lines(training["ppo"], detox, alpha, detox_words)]
     lines += ["", "Figures: `plots/*.png` (numbers behind each in `plots/data/`). Worst examples per variant: "
               "`data/report/worst/<variant>.csv` (DVC output: it quotes the dataset, so it stays out of git).", ""]
     return "\n".join(lines)
@@ -302,5 +329,5 @@ def write_report(paths: ReportPaths, params: ReportParams) -> None:
         atomic_write_text(paths.worst / f"{v}.csv", table.to_csv(index=False))
     atomic_write_text(paths.table, results_markdown(evals, references, comparison, training,
                                                     alpha=params.significance, note=model_note(base_info),
-                                                    detox=detox))
+                                                    detox=detox, detox_words=mean_words(detox_records)))
     log.info("wrote %s, %s and figures in %s", paths.table, paths.errors, out)
