@@ -1,6 +1,6 @@
 """The report's words: what it calls significant."""
 
-from summarizer.report import mean_words, ppo_lines
+from summarizer.report import ppo_lines
 
 
 def _detox(low: float, high: float, p: float) -> dict:
@@ -47,7 +47,3 @@ def test_a_toxicity_drop_from_shrunken_summaries_says_so():
     kept = ppo_lines({}, _detox(-0.02, -0.01, 0.001), 0.05, {"ppo_start": 12.0, "ppo": 9.0})[-1]
     assert kept.endswith("12.0 → 9.0 words.")
     assert "words" not in ppo_lines({}, _detox(-0.02, -0.01, 0.001), 0.05)[-1]
-
-
-def test_mean_words_per_variant():
-    assert mean_words({"a": [{"prediction": "one two"}, {"prediction": "three"}], "b": []}) == {"a": 1.5}

@@ -144,11 +144,6 @@ def _moved(d: Mapping) -> str:
     return "rose" if d["ci_low"] > 0 else ("fell" if d["ci_high"] < 0 else "did not move clearly")
 
 
-def mean_words(records: Mapping[str, Sequence[dict]]) -> dict[str, float]:
-    """Mean words per prediction, per variant (the evaluation's ``length_words``, for variants outside the table)."""
-    return {v: sum(word_count(r["prediction"]) for r in rows) / len(rows) for v, rows in records.items() if rows}
-
-
 def ppo_lines(train: Mapping, detox: Mapping, alpha: float, words: Mapping[str, float] | None = None) -> list[str]:
     """What PPO did, in words and numbers: its own reward over its steps, the KL, and the test toxicity before and
     after with the paired test's verdict (a drop is called significant only when the test says so, and never when
@@ -312,6 +307,8 @@ def write_report(paths: ReportPaths, params: ReportParams) -> None:
     before, after = detox["before"]["variant"], detox["after"]["variant"]
     detox_records = {v: records[v] if v in records else read_jsonl(paths.predictions / f"{v}.jsonl")
                      for v in (before, after)}  # "before" is ppo_start, evaluated beside the variants
+    # the evaluation's own mean length: ppo_start is evaluated like a variant but is not in the table
+    detox_words = {v: read_json(m / f"eval/{v}.json")["length_words"]["mean"] for v in (before, after)}
     plots.toxicity_before_after(toxicity_table(detox_records, before, after),
                                 out / "toxicity_before_after.png", data / "toxicity_before_after.csv", note)
     box, scatter = length_tables(records)
@@ -329,5 +326,5 @@ def write_report(paths: ReportPaths, params: ReportParams) -> None:
         atomic_write_text(paths.worst / f"{v}.csv", table.to_csv(index=False))
     atomic_write_text(paths.table, results_markdown(evals, references, comparison, training,
                                                     alpha=params.significance, note=model_note(base_info),
-                                                    detox=detox, detox_words=mean_words(detox_records)))
+                                                    detox=detox, detox_words=detox_words))
     log.info("wrote %s, %s and figures in %s", paths.table, paths.errors, out)
