@@ -6,8 +6,11 @@ in the instruction prompt (no generation):
   to one vector whatever it reads.
 - ``first_step_dependence``: over pairs of dialogues, the mean of the largest difference between the decoder's
   first-step log-probabilities (0: the first word does not depend on the dialogue).
+- ``copy_accuracy``: given a dialogue (its tokens, no prompt), the share of its first ``--copy-tokens`` tokens the
+  decoder predicts (argmax, teacher-forced), the denoising pretraining's task; ``copy_accuracy_other`` the same
+  targets given the *next* dialogue instead. Equal figures: the decoder predicts the text without reading it.
 
-    python benchmarks/encoder_dependence.py --models models/base models/full [--n 40] [--json]
+    python benchmarks/encoder_dependence.py --models models/base models/full [--n 40] [--copy-tokens 128] [--json]
 
 (Full models only: a LoRA or prompt-tuning folder holds an adapter, not a model.)
 """
@@ -29,7 +32,20 @@ from benchmarks_common import ROOT, parser, report
 
 
 @torch.no_grad()
-def dependence(model_dir: str, dialogues: list[str], template: str, max_source_tokens: int) -> dict:
+def copy_accuracy(model, inputs: list[list[int]], targets: list[list[int]], eos: int) -> float:
+    """The share of target tokens (EOS included) that are the model's argmax, teacher-forced, given each input."""
+    hits = total = 0
+    for source, target in zip(inputs, targets):
+        labels = torch.tensor([[*target, eos]])
+        logits = model(input_ids=torch.tensor([[*source, eos]]), labels=labels).logits
+        hits += (logits.argmax(-1) == labels).sum().item()
+        total += labels.numel()
+    return hits / total
+
+
+@torch.no_grad()
+def dependence(model_dir: str, dialogues: list[str], template: str, max_source_tokens: int,
+               copy_tokens: int) -> dict:
     tokenizer = load_tokenizer(model_dir)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
     prompts, _ = fitted_prompts(tokenizer, dialogues, template, max_source_tokens)
@@ -43,20 +59,29 @@ def dependence(model_dir: str, dialogues: list[str], template: str, max_source_t
     logprobs = model(**enc, decoder_input_ids=start).logits[:, 0].log_softmax(-1)
     diffs = [(logprobs[i] - logprobs[j]).abs().max().item()
              for i, j in itertools.combinations(range(len(prompts)), 2)]
+    ids = tokenizer(dialogues, add_special_tokens=False, truncation=True,
+                    max_length=max_source_tokens - 1)["input_ids"]
+    targets = [i[:copy_tokens] for i in ids]
+    eos = tokenizer.eos_token_id
     return {"token_variation": round(sum(ratios) / len(ratios), 4),
-            "first_step_dependence": round(sum(diffs) / len(diffs), 4)}
+            "first_step_dependence": round(sum(diffs) / len(diffs), 4),
+            "copy_accuracy": round(copy_accuracy(model, ids, targets, eos), 4),
+            "copy_accuracy_other": round(copy_accuracy(model, ids[1:] + ids[:1], targets, eos), 4)}
 
 
 def main(argv=None) -> dict:
     p = parser(__doc__)
     p.add_argument("--models", nargs="+", required=True, help="saved full models (folders)")
     p.add_argument("--n", type=int, default=40, help="test dialogues")
+    p.add_argument("--copy-tokens", type=int, default=128, help="copy targets: each dialogue's first N tokens")
     args = p.parse_args(argv)
     cfg = load_params(ROOT / "params.yaml")
     dialogues = [d.dialogue for d in to_dialogues(load_local_splits(args.data)["test"])[: args.n]]
-    figures = {m: dependence(m, dialogues, cfg.prompt.template, cfg.prompt.max_source_tokens) for m in args.models}
+    figures = {m: dependence(m, dialogues, cfg.prompt.template, cfg.prompt.max_source_tokens, args.copy_tokens)
+               for m in args.models}
     line = "; ".join(f"{m}: token variation {f['token_variation']}, first-step dependence "
-                     f"{f['first_step_dependence']}" for m, f in figures.items())
+                     f"{f['first_step_dependence']}, copy accuracy {f['copy_accuracy']} (given another dialogue "
+                     f"{f['copy_accuracy_other']})" for m, f in figures.items())
     return report(line, figures, args.json)
 
 

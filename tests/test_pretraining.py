@@ -82,6 +82,31 @@ def test_denoise_target_is_the_dialogue_its_input_masks(params):
     assert all(t in it for t in kept)  # the unmasked tokens, in the dialogue's order
 
 
+def test_denoise_source_tokens_cuts_the_input_to_the_dialogue_start(params):
+    """The learning profile's base learns to copy on short windows: the input (not only the target) is the
+    dialogue's first denoise_source_tokens tokens, masked; null keeps the whole dialogue up to max_source_tokens."""
+    from dataclasses import replace
+
+    from summarizer.config import parse_params
+
+    rows = [{"dialogue": "#Person1#: " + " ".join(f"w{i}" for i in range(60)), "topic": "t", "summary": "s"}]
+    tok = _tokenizer(rows)
+    mask = tok.convert_tokens_to_ids("<extra_id_0>")
+    ids = tok(rows[0]["dialogue"], add_special_tokens=False)["input_ids"]
+    assert len(ids) > 60
+    base = replace(parse_params(params).model.pretrain, objectives=("denoise",), denoise_target_tokens=20)
+    (cut,) = pretraining_features(rows, tok, replace(base, denoise_source_tokens=20), max_source_tokens=1000, seed=0)
+    kept = [t for t in cut["input_ids"][:-1] if t != mask]
+    assert len(kept) == 20 - round(0.15 * 20) and set(kept) <= set(ids[:20])
+    assert cut["labels"] == ids[:20] + [tok.eos_token_id]
+    (whole,) = pretraining_features(rows, tok, replace(base, denoise_source_tokens=None), max_source_tokens=1000,
+                                    seed=0)
+    assert len([t for t in whole["input_ids"][:-1] if t != mask]) == len(ids) - round(0.15 * len(ids))
+    (capped,) = pretraining_features(rows, tok, replace(base, denoise_source_tokens=500), max_source_tokens=31,
+                                     seed=0)
+    assert len([t for t in capped["input_ids"][:-1] if t != mask]) == 30 - round(0.15 * 30)  # never past the cap
+
+
 def test_features_hold_every_objective_and_no_summary(params):
     from dataclasses import replace
 

@@ -149,6 +149,7 @@ class PretrainParams:
     noise_density: float = checked(_fraction, _gt(0))  # span corruption, denoise: share of tokens masked
     mean_span_length: float = checked(_ge(1))
     denoise_target_tokens: int = checked(_gt(0))  # denoise: the target is the dialogue's first this many tokens
+    denoise_source_tokens: int | None = checked(_gt(0))  # denoise: the input too (null: up to max_source_tokens)
     topic_template: str = checked(_template)  # the topic task's instruction
     optimizer: Literal[OPTIMIZERS] = field()  # type: ignore[valid-type]
     lr: float = checked(_gt(0))
