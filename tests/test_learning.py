@@ -49,8 +49,10 @@ def test_cut_down_learning_profile_learns(tmp_path):
     train = read_json(ws / "m/train_full.json")
     assert train["eval_loss"] < train["eval_loss_start"] - 1.5, train  # well below the base's own loss
     full, base = read_json(ws / "m/eval_full.json"), read_json(ws / "m/eval_base.json")
-    assert full["per_reference"]["rouge1"]["mean"] > base["per_reference"]["rouge1"]["mean"] + 0.1
-    # Not asserted: that the summaries beat the constant summary or depend on the dialogue. This cut pretrains 60
-    # steps, before the copy the whole profile's base learns at steps 650-950 (dvclive/pretrain); measured in CI
-    # on 2026-12-02 with an earlier base: ROUGE-1 0.194 after 500 steps against the constant summary's 0.243 on these
-    # 60 dialogues. The whole profile's full fine-tuning does both (docs/results.md).
+    # +0.05, not the earlier +0.1: this cut's 60-step base (32-token denoising windows, the profile's objective since
+    # 2026-12-03) writes text that scores ROUGE-1 0.145 on these 60 dialogues, and full fine-tuning 0.214 (CI).
+    assert full["per_reference"]["rouge1"]["mean"] > base["per_reference"]["rouge1"]["mean"] + 0.05
+    # Not asserted: that the summaries beat the constant summary or depend on the dialogue. They do in the whole
+    # profile (docs/results.md), after its base learns to copy (pretraining steps 650-950 there); this cut's base
+    # does not get there: 60 steps (1 distinct summary of 60, ROUGE-1 0.214 against the constant's 0.243) or 1,000
+    # steps on the cut's 4,000 dialogues (pretraining loss still 4.53, 4 distinct of 60, 0.228; measured 2026-12-03).
