@@ -8,8 +8,8 @@ loss and the teacher-forced accuracy on the step's batch every ``--every`` steps
 
     python benchmarks/copy_learning.py [--length 16] [--steps 2400] [--lr 3e-3] [--init 0.1] [--json]
 
-The shape is the learning profile's (configs/laptop.yaml: d_model 128, 3+3 layers, 2k vocabulary); AdamW, no
-warmup, no dropout schedule changes: the point is when the copy appears, not the best way to reach it.
+The shape is read from the learning profile (configs/laptop.yaml, ``model.tiny``); AdamW at a fixed rate, no
+warmup: the point is when the copy appears, not the best way to reach it.
 """
 
 from __future__ import annotations
@@ -17,15 +17,19 @@ from __future__ import annotations
 import time
 
 import torch
+import yaml
 from transformers import T5Config, T5ForConditionalGeneration
 
-from benchmarks_common import parser, report
+from benchmarks_common import ROOT, parser, report
 
 
-def profile_t5(init: float, vocab: int = 2000) -> T5ForConditionalGeneration:
-    config = T5Config(vocab_size=vocab, d_model=128, d_ff=256, d_kv=32, num_layers=3, num_heads=4,
-                      feed_forward_proj="gated-gelu", tie_word_embeddings=False, initializer_factor=init,
-                      pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+def profile_t5(init: float) -> T5ForConditionalGeneration:
+    """The learning profile's T5 shape (as ``modeling.build_tiny_t5`` builds it), initializer_factor ``init``."""
+    tiny = yaml.safe_load((ROOT / "configs/laptop.yaml").read_text())["model"]["tiny"]
+    config = T5Config(vocab_size=tiny["vocab_size"], d_model=tiny["d_model"], d_ff=tiny["d_ff"], d_kv=tiny["d_kv"],
+                      num_layers=tiny["num_layers"], num_decoder_layers=tiny["num_layers"],
+                      num_heads=tiny["num_heads"], feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                      initializer_factor=init, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
     return T5ForConditionalGeneration(config)
 
 
