@@ -15,27 +15,38 @@ warmup: the point is when the copy appears, not the best way to reach it.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import torch
 import yaml
-from transformers import T5Config, T5ForConditionalGeneration
+from transformers import T5ForConditionalGeneration
 
 from benchmarks_common import ROOT, parser, report
+from summarizer.config import TinyT5Params
+from summarizer.modeling import build_tiny_t5
 
 
-def profile_t5(init: float) -> T5ForConditionalGeneration:
-    """The learning profile's T5 shape (as ``modeling.build_tiny_t5`` builds it), initializer_factor ``init``."""
-    tiny = yaml.safe_load((ROOT / "configs/laptop.yaml").read_text())["model"]["tiny"]
-    config = T5Config(vocab_size=tiny["vocab_size"], d_model=tiny["d_model"], d_ff=tiny["d_ff"], d_kv=tiny["d_kv"],
-                      num_layers=tiny["num_layers"], num_decoder_layers=tiny["num_layers"],
-                      num_heads=tiny["num_heads"], feed_forward_proj="gated-gelu", tie_word_embeddings=False,
-                      initializer_factor=init, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-    return T5ForConditionalGeneration(config)
+class _Vocab:
+    """What ``build_tiny_t5`` reads of a tokenizer: the vocabulary size and the pad / EOS ids (T5's 0 and 1)."""
+
+    pad_token_id, eos_token_id = 0, 1
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def profile_t5(init: float, seed: int) -> T5ForConditionalGeneration:
+    """The learning profile's T5 (configs/laptop.yaml ``model.tiny``, built as the pipeline builds it), its
+    initializer_factor replaced by ``init``."""
+    tiny = TinyT5Params(**yaml.safe_load((ROOT / "configs/laptop.yaml").read_text())["model"]["tiny"])
+    return build_tiny_t5(replace(tiny, initializer_factor=init), _Vocab(tiny.vocab_size), seed)
 
 
 def copy_curve(length: int, steps: int, lr: float, init: float, every: int, seed: int = 0) -> list[dict]:
-    torch.manual_seed(seed)
-    model = profile_t5(init)
+    model = profile_t5(init, seed)  # seeds torch: the batches below follow from the seed too
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     vocab = model.config.vocab_size
     curve, start = [], time.perf_counter()
