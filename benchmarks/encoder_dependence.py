@@ -26,21 +26,10 @@ from summarizer.config import load_params
 from summarizer.data import load_local_splits
 from summarizer.evaluation import to_dialogues
 from summarizer.modeling import load_tokenizer
+from summarizer.pretraining import copy_accuracy
 from summarizer.tokenization import fitted_prompts
 
 from benchmarks_common import ROOT, parser, report
-
-
-@torch.no_grad()
-def copy_accuracy(model, inputs: list[list[int]], targets: list[list[int]], eos: int) -> float:
-    """The share of target tokens (EOS included) that are the model's argmax, teacher-forced, given each input."""
-    hits = total = 0
-    for source, target in zip(inputs, targets):
-        labels = torch.tensor([[*target, eos]])
-        logits = model(input_ids=torch.tensor([[*source, eos]]), labels=labels).logits
-        hits += (logits.argmax(-1) == labels).sum().item()
-        total += labels.numel()
-    return hits / total
 
 
 @torch.no_grad()
@@ -62,11 +51,11 @@ def dependence(model_dir: str, dialogues: list[str], template: str, max_source_t
     ids = tokenizer(dialogues, add_special_tokens=False, truncation=True,
                     max_length=max_source_tokens - 1)["input_ids"]
     targets = [i[:copy_tokens] for i in ids]
-    eos = tokenizer.eos_token_id
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     return {"token_variation": round(sum(ratios) / len(ratios), 4),
             "first_step_dependence": round(sum(diffs) / len(diffs), 4),
-            "copy_accuracy": round(copy_accuracy(model, ids, targets, eos), 4),
-            "copy_accuracy_other": round(copy_accuracy(model, ids[1:] + ids[:1], targets, eos), 4)}
+            "copy_accuracy": round(copy_accuracy(model, ids, targets, eos, pad), 4),
+            "copy_accuracy_other": round(copy_accuracy(model, ids[1:] + ids[:1], targets, eos, pad), 4)}
 
 
 def main(argv=None) -> dict:

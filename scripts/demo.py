@@ -53,15 +53,17 @@ def project_files(root: Path) -> list[str]:
             if (root / f).is_file() and not f.startswith(("metrics/", "plots/", "dvclive/"))]
 
 
-def profile_params(params: dict, overrides: list[Path], data: str | None) -> dict:
+def profile_params(params: dict, overrides: list[Path], data: str | None, seed: int | None = None) -> dict:
     for path in overrides:
         params = deep_merge(params, yaml.safe_load(path.read_text()))
     if data:
         params["data"]["source"] = data
+    if seed is not None:
+        params["seed"] = seed
     return params
 
 
-def make_workspace(root: Path, work: Path, overrides: list[Path], data: str | None) -> None:
+def make_workspace(root: Path, work: Path, overrides: list[Path], data: str | None, seed: int | None = None) -> None:
     if work.exists():
         shutil.rmtree(work)
     for rel in project_files(root):
@@ -70,7 +72,7 @@ def make_workspace(root: Path, work: Path, overrides: list[Path], data: str | No
         shutil.copy2(root / rel, dest)
     (work / "dvc.lock").unlink(missing_ok=True)  # the demo's own run starts from nothing
     params = profile_params(yaml.safe_load((work / "params.yaml").read_text()), overrides,
-                            str(Path(data).resolve()) if data else None)
+                            str(Path(data).resolve()) if data else None, seed)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
     if shutil.which("git") is None:  # a machine without git (a lent GPU machine may have none): DVC without SCM
         (work / ".dvc" / "config.local").write_text("[core]\n    no_scm = true\n")
@@ -116,6 +118,7 @@ def main(argv=None) -> int:
     p.add_argument("--write-params", metavar="PATH",
                    help="only write the profile's params (params.yaml + overrides, --data as given) to PATH: how the "
                         "committed results are regenerated in the project itself (docs/results.md)")
+    p.add_argument("--seed", type=int, help="the params' seed instead of the profile's (scripts/seeds.py)")
     args = p.parse_args(argv)
     files, folder, banner = PROFILES[args.profile]
     work = Path(args.workspace or ROOT / folder).resolve()
@@ -128,11 +131,11 @@ def main(argv=None) -> int:
         sys.exit("--profile laptop learns from the real DialogSum: pass --data (e.g. ../shared/data/dialogsum); "
                  "the shipped sample's 42 dialogues are too few to learn from")
     if args.write_params:
-        params = profile_params(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides, args.data)
+        params = profile_params(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides, args.data, args.seed)
         Path(args.write_params).write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
         return 0
     print(banner, flush=True)
-    make_workspace(ROOT, work, overrides, args.data)
+    make_workspace(ROOT, work, overrides, args.data, args.seed)
     env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     repro = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, env=env)
     if repro.returncode:

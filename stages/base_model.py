@@ -3,6 +3,7 @@ or a small T5 pretrained here on the train dialogues (pretrain-small-t5: the lea
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -11,8 +12,10 @@ from summarizer.data import tokenizer_texts
 from summarizer.device import select_pinned_runtime
 from summarizer.io import read_jsonl, write_json
 from summarizer.modeling import materialize_summarizer
-from summarizer.pretraining import PRETRAINED_T5, pretrain_small_t5
+from summarizer.pretraining import PRETRAINED_T5, check_copy, pretrain_small_t5
 from summarizer.stage import parser, run_stage
+
+log = logging.getLogger("summarizer")
 
 
 def main(argv=None) -> None:
@@ -33,6 +36,9 @@ def main(argv=None) -> None:
                                  max_source_tokens=cfg.prompt.max_source_tokens, seed=cfg.seed, runtime=runtime,
                                  out_dir=args.out, work_dir=args.work, live_dir=args.live,
                                  attention=m.attention)
+        problem = check_copy(info["copy"], m.pretrain.min_copy_gain, m.pretrain.on_low_copy)
+        if problem:  # on_low_copy: warn
+            log.warning("WARNING: %s (on_low_copy: warn, so the pipeline goes on)", problem)
     else:
         info = materialize_summarizer(m.name, m.revision, m.tiny, tokenizer_texts(train),
                                       cfg.prompt.max_source_tokens, cfg.seed, args.out)

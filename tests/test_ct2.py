@@ -42,7 +42,7 @@ def base_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("base")
     train = [r["dialogue"] for r in read_jsonl(DATA / "train.jsonl")[:2000]]
     tokenizer = train_t5_tokenizer(train, 2000, 512)
-    model = build_tiny_t5(TinyT5Params(2000, 64, 128, 2, 4, 16, 5.0), tokenizer, seed=0)
+    model = build_tiny_t5(TinyT5Params(2000, 64, 128, 2, 4, 16, 5.0, None, None), tokenizer, seed=0)
     with torch.no_grad():  # the end token wins on some dialogues, not all (measured: 20-90% stop early)
         model.lm_head.weight[tokenizer.eos_token_id] *= 1.8
     model.save_pretrained(folder)

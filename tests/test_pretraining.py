@@ -3,6 +3,7 @@
 import random
 
 import pytest
+import torch
 
 from helpers import tiny_params, write_params
 from summarizer.pretraining import NUM_SENTINELS, pretraining_features, sentinel_tokens, span_corruption
@@ -129,30 +130,91 @@ def test_features_hold_every_objective_and_no_summary(params):
         assert len(f["input_ids"]) <= 64
 
 
-def test_base_model_stage_pretrains_and_says_so(tmp_path):
+def test_base_model_stage_pretrains_and_says_so(tmp_path, caplog):
     """model.name pretrain-small-t5 on the sample data, a few steps: the saved base is a trained T5 whose info and
-    curve record the pretraining, and a second run gives the same weights (seeded)."""
+    curve record the pretraining, and a second run gives the same weights (seeded). Four steps teach no copying: the
+    gate stops the stage naming the figure (on_low_copy error), or says so loudly and goes on (warn)."""
     from safetensors.torch import load_file
 
     from stages import base_model, prepare_data
+    from summarizer.errors import ModelError
     from summarizer.io import read_json
 
     raw = tiny_params()
     raw["model"]["name"] = "pretrain-small-t5"
-    raw["model"]["pretrain"] |= {"max_steps": 4, "batch_size": 4, "logging_steps": 1, "save_steps": None}
+    raw["model"]["pretrain"] |= {"max_steps": 4, "batch_size": 4, "logging_steps": 1, "save_steps": None,
+                                 "min_copy_gain": 0.3, "on_low_copy": "error"}
     p = str(write_params(tmp_path / "params.yaml", raw))
     prepare_data.main(["--params", p, "--out", str(tmp_path / "data"), "--metrics", str(tmp_path / "data.json")])
+
+    def run(name: str, params: str) -> None:
+        base_model.main(["--params", params, "--train", str(tmp_path / "data/train.jsonl"),
+                         "--validation", str(tmp_path / "data/validation.jsonl"), "--out", str(tmp_path / name),
+                         "--work", str(tmp_path / f"work_{name}"), "--live", str(tmp_path / f"live_{name}"),
+                         "--metrics", str(tmp_path / f"{name}.json")])
+
+    with pytest.raises(ModelError, match=r"has not learned to copy .* copy gain of -?0\.0\d\d < "
+                                         r"model\.pretrain\.min_copy_gain 0\.3"):
+        run("stopped", p)
+    assert not (tmp_path / "stopped.json").exists()  # no metrics for a base the pipeline must not go on with
+    raw["model"]["pretrain"]["on_low_copy"] = "warn"
+    p = str(write_params(tmp_path / "params.yaml", raw))
     weights = []
-    for run in ("a", "b"):
-        base_model.main(["--params", p, "--train", str(tmp_path / "data/train.jsonl"),
-                         "--validation", str(tmp_path / "data/validation.jsonl"), "--out", str(tmp_path / run),
-                         "--work", str(tmp_path / f"work_{run}"), "--live", str(tmp_path / f"live_{run}"),
-                         "--metrics", str(tmp_path / f"{run}.json")])
-        weights.append(load_file(tmp_path / run / "model.safetensors"))
+    for name in ("a", "b"):
+        run(name, p)
+        weights.append(load_file(tmp_path / name / "model.safetensors"))
+    assert "WARNING: the pretrained base has not learned to copy" in caplog.text
     info = read_json(tmp_path / "a.json")
     assert info["source"] == "pretrained-here" and info["pretraining"]["steps"] == 4
     assert info["pretraining"]["objectives"] == ["denoise", "topic"]
+    assert info["copy"]["windows"] == 6 and abs(info["copy"]["copy_gain"]) < 0.1
+    assert info["copy"]["min_copy_gain"] == 0.3
     assert (tmp_path / "live_a/plots/metrics/loss.tsv").exists()
     assert not (tmp_path / "work_a").exists()  # features and checkpoints are removed once the model is saved
     assert weights[0].keys() == weights[1].keys()
     assert all((weights[0][k] == weights[1][k]).all() for k in weights[0])
+
+
+class _Reader(torch.nn.Module):
+    """A stand-in seq2seq model whose decoder writes out its input, position by position (a perfect copier), or,
+    with ``reads=False``, always the same token whatever it is given (a model that does not read)."""
+
+    def __init__(self, vocab: int, reads: bool):
+        super().__init__()
+        self.vocab, self.reads = vocab, reads
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # a parameter, for the probe's device
+
+    def forward(self, input_ids, attention_mask, labels):
+        batch, width = labels.shape
+        logits = torch.zeros(batch, width, self.vocab)
+        ids = input_ids[:, :width] if self.reads else torch.full((batch, width), 7)
+        logits.scatter_(2, ids[..., None], 1.0)
+        return type("Out", (), {"logits": logits})()
+
+
+def test_copy_probe_tells_a_model_that_reads_from_one_that_does_not():
+    """The gate's figure: a copier's accuracy given its own window is 1 and its gain is what reading adds (all but
+    the tokens the next dialogue's window shares); a model that ignores its input gains exactly 0."""
+    from summarizer.pretraining import copy_probe
+
+    rows = [{"dialogue": f"#Person1#: I want {w} tickets for {x}.", "topic": "t", "summary": "s"}
+            for w, x in (("two", "Monday"), ("three", "Friday"), ("four", "noon"), ("five", "today"))]
+    tok = _tokenizer(rows)
+    dialogues = [r["dialogue"] for r in rows]
+    copier = copy_probe(_Reader(len(tok), reads=True), tok, dialogues, tokens=12)
+    assert copier["copy_accuracy"] == 1.0 and copier["windows"] == 4
+    assert 0.2 < copier["copy_gain"] < 1.0  # the windows share "#Person1#: I want", which needs no reading
+    blind = copy_probe(_Reader(len(tok), reads=False), tok, dialogues, tokens=12)
+    assert blind["copy_gain"] == 0.0 and blind["copy_accuracy"] == blind["copy_accuracy_other"]
+
+
+def test_gate_passes_a_base_that_reads_and_stops_one_that_does_not_naming_the_figure():
+    from summarizer.errors import ModelError
+    from summarizer.pretraining import check_copy
+
+    probe = {"tokens": 32, "windows": 200, "copy_accuracy": 0.2, "copy_accuracy_other": 0.15, "copy_gain": 0.05}
+    assert check_copy(probe | {"copy_accuracy": 0.9, "copy_gain": 0.75}, 0.3, "error") is None
+    assert check_copy(probe, None, "error") is None  # null: measure only
+    with pytest.raises(ModelError, match=r"copy gain of 0\.050 < model\.pretrain\.min_copy_gain 0\.3"):
+        check_copy(probe, 0.3, "error")
+    assert "copy gain of 0.050 < model.pretrain.min_copy_gain 0.3" in check_copy(probe, 0.3, "warn")

@@ -47,3 +47,16 @@ def test_a_toxicity_drop_from_shrunken_summaries_says_so():
     kept = ppo_lines({}, _detox(-0.02, -0.01, 0.001), 0.05, {"ppo_start": 12.0, "ppo": 9.0})[-1]
     assert kept.endswith("12.0 → 9.0 words.")
     assert "words" not in ppo_lines({}, _detox(-0.02, -0.01, 0.001), 0.05)[-1]
+
+
+def test_the_report_says_whether_the_pretrained_base_reads_its_input():
+    from summarizer.report import model_note
+
+    info = {"source": "pretrained-here", "parameters": 1_438_080,
+            "pretraining": {"objectives": ["denoise"], "steps": 2400, "train_runtime_s": 250.0},
+            "copy": {"tokens": 32, "windows": 200, "copy_accuracy": 0.9841, "copy_accuracy_other": 0.1198,
+                     "copy_gain": 0.8642, "min_copy_gain": 0.3}}
+    note = model_note(info)
+    assert "first 32 tokens it predicts 0.984 of them, 0.120 given another dialogue's (copy gain 0.864, gate 0.3)" \
+        in note
+    assert "copy gain" not in model_note({k: v for k, v in info.items() if k != "copy"})  # older metrics: no figure

@@ -133,11 +133,17 @@ class TinyT5Params:
     num_heads: int = checked(_gt(0))
     d_kv: int = checked(_gt(0))
     initializer_factor: float = checked(_gt(0))
+    # The attention's query, key and relative-position weights at this factor instead (null: initializer_factor)
+    attention_initializer_factor: float | None = checked(_gt(0))
+    # One encoder head starts attending to the previous token, one to the next (their relative-position bias at
+    # this value; null: T5's random bias): the first half of the circuit that copies (docs/results.md)
+    neighbour_bias: float | None = checked(_gt(0))
 
 
 ATTENTION = ("auto", "eager", "sdpa")  # transformers' attn_implementation for the summarizer
 OPTIMIZERS = ("adamw_torch", "adafactor")  # transformers' `optim` names
 PRETRAIN_OBJECTIVES = ("span_corruption", "denoise", "topic")
+GATE_ACTIONS = ("error", "warn")
 
 
 @dataclass(frozen=True)
@@ -158,8 +164,14 @@ class PretrainParams:
     max_steps: int | None = checked(_gt(0))
     warmup_ratio: float = checked(_warmup_share)
     weight_decay: float = checked(_ge(0))
+    dropout: float = checked(_fraction)  # T5's dropout_rate while pretraining (fine-tuning keeps T5's 0.1)
     logging_steps: int = checked(_gt(0))
     save_steps: int | None = checked(_gt(0))  # checkpoints (a rerun resumes); null = once per epoch
+    # The gate (pretraining.check_copy): the copy probe on this many validation dialogues, and the least copy gain
+    # a base must show; below it base_model fails (error) or only says so loudly (warn). null: measure, never gate.
+    probe_dialogues: int = checked(_gt(1))
+    min_copy_gain: float | None = checked(_fraction)
+    on_low_copy: Literal[GATE_ACTIONS] = field()  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)

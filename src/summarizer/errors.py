@@ -10,7 +10,7 @@ class DataError(ValueError):
 
 
 class ModelError(RuntimeError):
-    """A model could not be loaded: the message says from where and what to do."""
+    """A model could not be loaded, or is unfit for what follows: the message says why and what to do."""
 
 
 class DeviceError(ConfigError):

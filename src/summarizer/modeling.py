@@ -26,6 +26,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from transformers import (AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer,
                           PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast, RobertaConfig,
                           RobertaForSequenceClassification, T5Config, T5ForConditionalGeneration)
+from transformers.models.t5.modeling_t5 import T5Attention
 
 from summarizer.config import TinyRobertaParams, TinyT5Params
 from summarizer.errors import ModelError
@@ -93,16 +94,17 @@ def train_roberta_tokenizer(texts: Iterable[str], vocab_size: int,
                                    model_max_length=model_max_length)
 
 
-def build_tiny_t5(cfg: TinyT5Params, tokenizer: PreTrainedTokenizerBase, seed: int) -> T5ForConditionalGeneration:
+def build_tiny_t5(cfg: TinyT5Params, tokenizer: PreTrainedTokenizerBase, seed: int,
+                  dropout: float | None = None) -> T5ForConditionalGeneration:
     """A FLAN-T5-shaped model (gated-GELU, T5 v1.1 output scaling) with random weights.
 
     (transformers 5 always ties a newly built T5's head to its embeddings; the real FLAN-T5 checkpoints keep their
     own lm_head when loaded, which makes no difference to how this project uses the tiny model.)
 
     A small ``initializer_factor`` keeps the initial logits small, so the first losses sit near ln(vocab) instead
-    of ~30 with T5's default initialisation at this width.
+    of ~30 with T5's default initialisation at this width. ``dropout``: T5's ``dropout_rate`` (None: T5's 0.1).
     """
-    config = T5Config(
+    config = T5Config(**({} if dropout is None else {"dropout_rate": dropout}),
         vocab_size=len(tokenizer), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_kv, num_layers=cfg.num_layers,
         num_decoder_layers=cfg.num_layers, num_heads=cfg.num_heads, feed_forward_proj="gated-gelu",
         tie_word_embeddings=False, initializer_factor=cfg.initializer_factor,
@@ -110,7 +112,38 @@ def build_tiny_t5(cfg: TinyT5Params, tokenizer: PreTrainedTokenizerBase, seed: i
         decoder_start_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
-    return T5ForConditionalGeneration(config)
+    model = T5ForConditionalGeneration(config)
+    if cfg.attention_initializer_factor is not None:
+        _init_attention_scores(model, cfg.attention_initializer_factor)
+    if cfg.neighbour_bias is not None:
+        _init_neighbour_heads(model, cfg.neighbour_bias)
+    return model
+
+
+@torch.no_grad()
+def _init_neighbour_heads(model: T5ForConditionalGeneration, bias: float) -> None:
+    """Encoder head 0 starts attending to the previous token and head 1 to the next: their relative-position bias
+    (shared by every encoder layer, held by the first) gets ``bias`` in the bucket of distance -1 / +1. T5's
+    bidirectional buckets (``T5Attention._relative_position_bucket``): distance -1 is bucket 1, +1 is bucket
+    num_buckets / 2 + 1."""
+    attention = model.encoder.block[0].layer[0].SelfAttention
+    weight = attention.relative_attention_bias.weight  # (num_buckets, num_heads)
+    weight[1, 0] = bias
+    weight[attention.relative_attention_num_buckets // 2 + 1, 1 % weight.shape[1]] = bias
+
+
+@torch.no_grad()
+def _init_attention_scores(model: T5ForConditionalGeneration, factor: float) -> None:
+    """Query, key and relative-position weights drawn as T5 draws them (``T5PreTrainedModel._init_weights``,
+    transformers/models/t5/modeling_t5.py ~607-616) but at ``factor``: the attention scores are products of these,
+    so a small initialisation starts every head near uniform attention with little gradient to leave it."""
+    d_model, d_kv = model.config.d_model, model.config.d_kv
+    for module in model.modules():
+        if isinstance(module, T5Attention):
+            module.q.weight.normal_(0.0, factor * (d_model * d_kv) ** -0.5)
+            module.k.weight.normal_(0.0, factor * d_model ** -0.5)
+            if module.has_relative_attention_bias:
+                module.relative_attention_bias.weight.normal_(0.0, factor * d_model ** -0.5)
 
 
 def build_tiny_roberta(cfg: TinyRobertaParams, tokenizer: PreTrainedTokenizerBase, max_tokens: int,

@@ -27,6 +27,7 @@ checkpoints and DVCLive curve.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -34,14 +35,17 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from transformers import PreTrainedTokenizerBase
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, T5Config
 
 from summarizer.config import FullParams, PretrainParams, TinyT5Params, TrainingParams
 from summarizer.device import Runtime
-from summarizer.io import write_json, write_jsonl
-from summarizer.modeling import MODEL_INFO, build_tiny_t5, count_parameters, train_t5_tokenizer
+from summarizer.errors import ModelError
+from summarizer.io import atomic_write_text, write_json, write_jsonl
+from summarizer.modeling import (MODEL_INFO, build_tiny_t5, count_parameters, load_summarizer,
+                                 train_t5_tokenizer)
 from summarizer.prompts import build_prompt
-from summarizer.training import TrainRequest, train
+from summarizer.training import LABEL_PAD, TrainRequest, train
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,9 @@ PRETRAINED_T5 = "pretrain-small-t5"
 SOURCE = "pretrained-here"
 # Sentinels <extra_id_0> ... in the tokenizer: at most this many spans per example (T5 has 100).
 NUM_SENTINELS = 64
+# The copy probe's window when pretraining denoised whole dialogues (denoise_source_tokens null).
+COPY_PROBE_TOKENS = 32
+T5_DROPOUT = T5Config().dropout_rate  # 0.1: what the base is fine-tuned with
 
 
 def sentinel_tokens(n: int = NUM_SENTINELS) -> list[str]:
@@ -134,7 +141,7 @@ def pretrain_small_t5(arch: TinyT5Params, params: PretrainParams, *, train_rows:
     # Dialogues and topics only: the tokenizer, like the model, never sees a summary.
     texts = [r["dialogue"] for r in train_rows] + [r["topic"] for r in train_rows]
     tokenizer = train_t5_tokenizer(texts, arch.vocab_size, max_source_tokens, extra_tokens=sentinel_tokens())
-    model = build_tiny_t5(arch, tokenizer, seed)
+    model = build_tiny_t5(arch, tokenizer, seed, dropout=params.dropout)
     init_dir = work / "init"
     model.save_pretrained(init_dir, safe_serialization=True)
     tokenizer.save_pretrained(init_dir)
@@ -151,14 +158,89 @@ def pretrain_small_t5(arch: TinyT5Params, params: PretrainParams, *, train_rows:
     request = TrainRequest(method="full", lr=params.lr, hp=hp, shared=shared, seed=seed, attention=attention)
     summary = train(request, base_dir=init_dir, features_dir=features_dir, out_dir=out_dir,
                     checkpoint_dir=work / "checkpoints", live_dir=live_dir, runtime=runtime)
+    # Pretraining's dropout is pretraining's: the base is fine-tuned with T5's own (0.1), as FLAN-T5 is.
+    config_file = Path(out_dir) / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if config["dropout_rate"] != T5_DROPOUT:
+        atomic_write_text(config_file, json.dumps(config | {"dropout_rate": T5_DROPOUT}, indent=2) + "\n")
+    probe = copy_probe(load_summarizer(out_dir, device=runtime.device), tokenizer,
+                       [r["dialogue"] for r in validation_rows[:params.probe_dialogues]],
+                       params.denoise_source_tokens or COPY_PROBE_TOKENS)
     info = {"name": PRETRAINED_T5, "revision": None, "source": SOURCE, "architecture": type(model).__name__,
             "parameters": count_parameters(model)["total"], "vocab_size": len(tokenizer),
             "pretraining": {"objectives": list(params.objectives), "examples": summary["steps"] * params.batch_size,
                             **{k: summary[k] for k in ("steps", "epochs", "learning_rate", "train_loss_first",
-                                                       "train_loss_last", "eval_loss", "train_runtime_s")}}}
+                                                       "train_loss_last", "eval_loss", "train_runtime_s")}},
+            "copy": probe | {"min_copy_gain": params.min_copy_gain}}
     write_json(Path(out_dir) / MODEL_INFO, info)
     shutil.rmtree(work, ignore_errors=True)  # the initial model and the features: only the result is kept
-    log.info("pretrained %s: %s parameters, %d steps in %.0f s, validation loss %.3f", PRETRAINED_T5,
-             f"{info['parameters']:,}", summary["steps"], summary["train_runtime_s"], summary["eval_loss"])
+    log.info("pretrained %s: %s parameters, %d steps in %.0f s, validation loss %.3f, copy gain %.3f "
+             "(%.3f given the window, %.3f given another)", PRETRAINED_T5, f"{info['parameters']:,}",
+             summary["steps"], summary["train_runtime_s"], summary["eval_loss"], probe["copy_gain"],
+             probe["copy_accuracy"], probe["copy_accuracy_other"])
     return info
 
+
+# --------------------------------------------------------------------------------------------------------------------
+# Has the base learned to read its input? (the copy probe, and the gate base_model applies to it)
+
+
+def copy_windows(tokenizer: PreTrainedTokenizerBase, dialogues: Sequence[str], tokens: int) -> list[list[int]]:
+    """Each dialogue's first ``tokens`` tokens (no EOS): the denoising pretraining's windows, unmasked."""
+    return tokenizer(list(dialogues), add_special_tokens=False, truncation=True, max_length=tokens)["input_ids"]
+
+
+@torch.no_grad()
+def copy_accuracy(model: PreTrainedModel, inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]],
+                  eos: int, pad: int, batch_size: int = 64) -> float:
+    """The share of target tokens (EOS included) that are the model's argmax, teacher-forced, given each input
+    (+ EOS). Padding carries no label (``LABEL_PAD``), so batching does not change the figure."""
+    model.eval()
+    device = next(model.parameters()).device
+    hits = total = 0
+    for start in range(0, len(inputs), batch_size):
+        sources = [[*s, eos] for s in inputs[start:start + batch_size]]
+        labels = [[*t, eos] for t in targets[start:start + batch_size]]
+        width, label_width = max(map(len, sources)), max(map(len, labels))
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in sources], device=device)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sources], device=device)
+        gold = torch.tensor([t + [LABEL_PAD] * (label_width - len(t)) for t in labels], device=device)
+        logits = model(input_ids=ids, attention_mask=mask, labels=gold).logits
+        scored = gold != LABEL_PAD
+        hits += ((logits.argmax(-1) == gold) & scored).sum().item()
+        total += scored.sum().item()
+    return hits / total
+
+
+def copy_probe(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dialogues: Sequence[str],
+               tokens: int) -> dict:
+    """Does the model read its input? Teacher-forced accuracy on each dialogue's first ``tokens`` tokens given that
+    window (``copy_accuracy``) and given the *next* dialogue's window instead (``copy_accuracy_other``: what the
+    decoder predicts from the language alone). ``copy_gain``, their difference, is what reading adds: about 0 for a
+    model that writes the dialogues' language without looking at its input (fine-tuned, such a base wrote one
+    summary for every dialogue: docs/results.md)."""
+    if len(dialogues) < 2:
+        raise ValueError("the copy probe needs at least two dialogues (one is the other's control)")
+    windows = copy_windows(tokenizer, dialogues, tokens)
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    own = copy_accuracy(model, windows, windows, eos, pad)
+    other = copy_accuracy(model, windows[1:] + windows[:1], windows, eos, pad)
+    return {"tokens": tokens, "windows": len(windows), "copy_accuracy": round(own, 4),
+            "copy_accuracy_other": round(other, 4), "copy_gain": round(own - other, 4)}
+
+
+def check_copy(probe: dict, min_gain: float | None, on_low: str) -> str | None:
+    """The gate on a pretrained base: ``None`` when it reads its input well enough (or ``min_gain`` is None), else
+    the problem in one line, raised as a :class:`ModelError` (``on_low`` "error") or returned to be logged loudly
+    ("warn")."""
+    if min_gain is None or probe["copy_gain"] >= min_gain:
+        return None
+    problem = (f"the pretrained base has not learned to copy its input: on {probe['windows']} validation windows of "
+               f"{probe['tokens']} tokens it predicts {probe['copy_accuracy']:.3f} of a window given that window and "
+               f"{probe['copy_accuracy_other']:.3f} given another dialogue's, a copy gain of {probe['copy_gain']:.3f} "
+               f"< model.pretrain.min_copy_gain {min_gain}; fine-tuned, such a base writes nearly one summary for "
+               "every dialogue (docs/results.md). Pretrain longer (model.pretrain.max_steps) or set "
+               "model.pretrain.on_low_copy: warn to go on anyway")
+    if on_low == "error":
+        raise ModelError(problem)
+    return problem

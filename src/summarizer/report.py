@@ -267,9 +267,14 @@ def model_note(base_info: Mapping) -> str | None:
         return TINY_NOTE
     pre = base_info.get("pretraining")
     if base_info["source"] == "pretrained-here" and pre:
+        copy = base_info.get("copy")
+        reads = "" if copy is None else (
+            f"; given a validation dialogue's first {copy['tokens']} tokens it predicts {copy['copy_accuracy']:.3f} "
+            f"of them, {copy['copy_accuracy_other']:.3f} given another dialogue's (copy gain {copy['copy_gain']:.3f}"
+            + ("" if copy.get("min_copy_gain") is None else f", gate {copy['min_copy_gain']}") + ")")
         return (f"A {base_info['parameters'] / 1e6:.1f} M-parameter T5 pretrained here from scratch on the train "
                 f"dialogues ({', '.join(pre['objectives'])}; {pre['steps']:,} steps, "
-                f"{pre['train_runtime_s'] / 60:.0f} minutes on this machine's device), then fine-tuned here: "
+                f"{pre['train_runtime_s'] / 60:.0f} minutes on this machine's device{reads}), then fine-tuned here: "
                 "not FLAN-T5, which needs the Hub. Its scores show what each method does to a small model")
     return None
 

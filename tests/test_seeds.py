@@ -1,0 +1,42 @@
+"""scripts/seeds.py: the learning profile over several seeds, summarised per method (mean and range)."""
+
+import json
+import shutil
+
+import pytest
+
+import seeds
+from helpers import ROOT
+
+
+def _workspace(root, seed, full_rouge_l, copy_gain):
+    """A finished seed's workspace: the committed metrics, with full's ROUGE-L and the base's copy gain set."""
+    work = root / f"seed-{seed}"
+    shutil.copytree(ROOT / "metrics", work / "metrics")
+    path = work / "metrics/eval/full.json"
+    full = json.loads(path.read_text())
+    full["per_reference"]["rougeL"]["mean"] = full_rouge_l
+    path.write_text(json.dumps(full))
+    base = work / "metrics/models/base.json"
+    base.write_text(json.dumps(json.loads(base.read_text()) | {"copy": {"copy_gain": copy_gain}}))
+    (work / "minutes.txt").write_text("41.5\n")
+
+
+def test_seeds_table_gives_each_method_the_mean_and_range_over_the_seeds(tmp_path):
+    _workspace(tmp_path, 42, 0.30, 0.86)
+    _workspace(tmp_path, 7, 0.20, 0.05)
+    assert seeds.main(["--seeds", "42", "7", "--root", str(tmp_path), "--table-only"]) == 0
+    out = json.loads((tmp_path / "seeds.json").read_text())
+    assert out["summary"]["full"]["rougeL"] == {"mean": 0.25, "min": 0.20, "max": 0.30}
+    assert out["seeds"]["7"]["copy_gain"] == 0.05 and out["seeds"]["42"]["minutes"] == 41.5
+    lora = json.loads((ROOT / "metrics/eval/lora.json").read_text())["per_reference"]["rougeL"]["mean"]
+    assert out["summary"]["lora"]["rougeL"]["min"] == out["summary"]["lora"]["rougeL"]["max"] == lora
+    table = (tmp_path / "seeds.md").read_text()
+    assert "| full | " in table and "0.2500 [0.2000, 0.3000]" in table
+    assert "| 7 | 0.050 | 42 |" in table  # each seed's own row: its base's copy gain and its minutes
+
+
+def test_seeds_table_refuses_a_seed_that_has_not_run(tmp_path):
+    _workspace(tmp_path, 42, 0.30, 0.86)
+    with pytest.raises(SystemExit, match=r"no finished run for seed\(s\) \[7\]"):
+        seeds.main(["--seeds", "42", "7", "--root", str(tmp_path), "--table-only"])
