@@ -6,7 +6,7 @@ in self-attention only, none in cross-attention), so it has to learn to find "wh
 before copying gets easier; a model that has not learned that is stuck near ln(vocab) whatever it is given. Prints the
 loss and the teacher-forced accuracy on the step's batch every ``--every`` steps.
 
-    python benchmarks/copy_learning.py [--length 16] [--steps 2400] [--lr 3e-3] [--init 0.1] [--json]
+    python benchmarks/copy_learning.py [--length 16] [--steps 2400] [--lr 3e-3] [--init 0.1] [--seed 0] [--json]
 
 The shape is read from the learning profile (configs/laptop.yaml, ``model.tiny``); AdamW at a fixed rate, no
 warmup: the point is when the copy appears, not the best way to reach it.
@@ -39,10 +39,12 @@ class _Vocab:
 
 
 def profile_t5(init: float, seed: int) -> T5ForConditionalGeneration:
-    """The learning profile's T5 (configs/laptop.yaml ``model.tiny``, built as the pipeline builds it), its
-    initializer_factor replaced by ``init``."""
-    tiny = TinyT5Params(**yaml.safe_load((ROOT / "configs/laptop.yaml").read_text())["model"]["tiny"])
-    return build_tiny_t5(replace(tiny, initializer_factor=init), _Vocab(tiny.vocab_size), seed)
+    """The learning profile's T5 as its pretraining builds it (configs/laptop.yaml ``model.tiny``, the attention's
+    initialisation and the pretraining's dropout included), its initializer_factor replaced by ``init``."""
+    profile = yaml.safe_load((ROOT / "configs/laptop.yaml").read_text())["model"]
+    tiny = TinyT5Params(**profile["tiny"])
+    return build_tiny_t5(replace(tiny, initializer_factor=init), _Vocab(tiny.vocab_size), seed,
+                         dropout=profile["pretrain"]["dropout"])
 
 
 def copy_curve(length: int, steps: int, lr: float, init: float, every: int, seed: int = 0) -> list[dict]:
@@ -71,8 +73,9 @@ def main(argv=None) -> dict:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--init", type=float, default=0.1, help="initializer_factor (the profile's: 0.1)")
     p.add_argument("--every", type=int, default=200, help="report every N steps")
+    p.add_argument("--seed", type=int, default=0, help="the model's initialisation and the batches")
     args = p.parse_args(argv)
-    curve = copy_curve(args.length, args.steps, args.lr, args.init, args.every)
+    curve = copy_curve(args.length, args.steps, args.lr, args.init, args.every, args.seed)
     line = f"copying {args.length} random tokens: " + ", ".join(
         f"step {c['step']} loss {c['loss']} accuracy {c['accuracy']}" for c in curve)
     return report(line, {"length": args.length, "lr": args.lr, "init": args.init, "curve": curve}, args.json)

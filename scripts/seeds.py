@@ -10,8 +10,7 @@ with each seed's own row (its CI to Lead-3, its base's copy gain, its minutes).
     python scripts/seeds.py --data ../shared/data/dialogsum --seeds 42 7 --jobs 2     # two at once, a thread each
     python scripts/seeds.py --seeds 42 7 1 --table-only                              # the table of runs done
 
-Writes ``--out`` (default ``.seeds/seeds.json`` and ``.seeds/seeds.md``). The committed ``metrics/seeds.json`` and
-``metrics/seeds.md`` come from it (docs/results.md says which runs).
+Writes ``seeds.json`` and ``seeds.md`` to ``--out`` (default: ``--root``).
 """
 
 from __future__ import annotations
