@@ -40,3 +40,15 @@ def test_seeds_table_refuses_a_seed_that_has_not_run(tmp_path):
     _workspace(tmp_path, 42, 0.30, 0.86)
     with pytest.raises(SystemExit, match=r"no finished run for seed\(s\) \[7\]"):
         seeds.main(["--seeds", "42", "7", "--root", str(tmp_path), "--table-only"])
+
+
+def test_demo_seed_reaches_the_workspace_params():
+    """scripts/seeds.py runs each seed as `demo.py --seed N`: the seed replaces the profile's."""
+    import yaml
+
+    from demo import profile_params
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    laptop = [ROOT / "configs/laptop.yaml"]
+    assert profile_params(raw, laptop, None, seed=7)["seed"] == 7
+    assert profile_params(raw, laptop, None)["seed"] == raw["seed"]
