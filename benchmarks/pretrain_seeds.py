@@ -62,7 +62,7 @@ def one_seed(raw: dict, seed: int, threads: int, onset_loss: float, init_seed: i
         import summarizer.pretraining as pretraining
 
         build = pretraining.build_tiny_t5
-        pretraining.build_tiny_t5 = lambda arch, tokenizer, _seed: build(arch, tokenizer, init_seed)
+        pretraining.build_tiny_t5 = lambda arch, tokenizer, _seed, **kw: build(arch, tokenizer, init_seed, **kw)
     cfg = parse_params(raw | {"seed": seed})
     d = cfg.data
     splits = prepare_splits(d.source, d.revision, seed, d.max_train_samples, d.max_validation_samples,
