@@ -77,6 +77,10 @@ def test_attention_initialisation_and_neighbour_heads(texts):
     assert previous.tolist() == list(range(n - 1)) and following.tolist() == list(range(1, n))
     assert bias[2:].abs().max() < 1.0  # the other heads keep T5's small random biases
 
+    one_head = build_tiny_t5(replace(arch, num_heads=1, neighbour_bias=4.0), tok, seed=0)
+    bias = one_head.encoder.block[0].layer[0].SelfAttention.compute_bias(n, n)[0, 0]
+    assert bias.argmax(-1)[1:].tolist() == list(range(n - 1))  # one head: the previous token only, not both
+
 
 def test_pretraining_dropout_is_not_the_fine_tuning_dropout(tmp_path, monkeypatch):
     """model.pretrain.dropout applies while pretraining; the saved base carries T5's 0.1 for fine-tuning."""

@@ -161,6 +161,37 @@ def test_finetune_stage_writes_metrics(tiny_workspace, tmp_path):
     assert (tmp_path / "full/model.safetensors").exists() and not (tmp_path / "full/training_args.bin").exists()
 
 
+class RecordDropout(TrainerCallback):
+    """The dropout rates of the model the Trainer trains, and whether two training-mode forwards of one batch
+    differ (they do exactly when some dropout is on)."""
+
+    def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
+        self.rates = {m.p for name, m in model.named_modules()
+                      if isinstance(m, torch.nn.Dropout) and "lora_dropout" not in name}  # LoRA's is lora.dropout
+        batch = {k: v.to(model.device) for k, v in next(iter(train_dataloader)).items()}
+        model.train()
+        with torch.no_grad():
+            self.varies = not torch.equal(model(**batch).logits, model(**batch).logits)
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_training_dropout_rate_replaces_the_bases(tiny_workspace, tmp_path, method):
+    """training.dropout_rate is the dropout the model trains with (the learning profile's 0.0: a third of a CPU
+    step is drawing dropout masks); null keeps the base's own (T5's 0.1)."""
+    seen = {}
+    for rate in (None, 0.0):
+        cfg = _cfg(**{method: {"max_steps": 1} | ({"dropout": 0.0} if method == "lora" else {})})
+        request = _request(cfg, method)
+        request = dataclasses.replace(request, shared=dataclasses.replace(request.shared, dropout_rate=rate))
+        record = RecordDropout()
+        train(request, base_dir=tiny_workspace / "models/base", features_dir=tiny_workspace / "data/tokenized",
+              out_dir=tmp_path / f"{rate}/out", checkpoint_dir=tmp_path / f"{rate}/ckpt",
+              live_dir=tmp_path / f"{rate}/live", runtime=CPU, callbacks=[record])
+        seen[rate] = record
+    assert seen[None].rates == {0.1} and seen[None].varies
+    assert seen[0.0].rates == {0.0} and not seen[0.0].varies
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # The loss that is logged is the loss that is optimised.
 

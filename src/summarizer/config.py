@@ -335,6 +335,8 @@ class TrainingParams:
     save_total_limit: int = checked(_gt(0))
     logging_steps: int = checked(_gt(0))
     group_by_length: bool = field()
+    # The model's own dropout (T5's dropout_rate) while fine-tuning; None keeps the base's (FLAN-T5: 0.1)
+    dropout_rate: float | None = checked(_fraction)
     eval_batch_size: int = checked(_gt(0))
     num_processes: int = checked(_gt(0))
     accelerate_config: str | None = checked(_existing_file)  # passed to `accelerate launch --config_file`

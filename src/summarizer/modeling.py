@@ -125,11 +125,12 @@ def _init_neighbour_heads(model: T5ForConditionalGeneration, bias: float) -> Non
     """Encoder head 0 starts attending to the previous token and head 1 to the next: their relative-position bias
     (shared by every encoder layer, held by the first) gets ``bias`` in the bucket of distance -1 / +1. T5's
     bidirectional buckets (``T5Attention._relative_position_bucket``): distance -1 is bucket 1, +1 is bucket
-    num_buckets / 2 + 1."""
+    num_buckets / 2 + 1. A model with one head gets the previous-token head only."""
     attention = model.encoder.block[0].layer[0].SelfAttention
     weight = attention.relative_attention_bias.weight  # (num_buckets, num_heads)
     weight[1, 0] = bias
-    weight[attention.relative_attention_num_buckets // 2 + 1, 1 % weight.shape[1]] = bias
+    if weight.shape[1] > 1:
+        weight[attention.relative_attention_num_buckets // 2 + 1, 1] = bias
 
 
 @torch.no_grad()

@@ -224,9 +224,11 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
     tokenizer = load_tokenizer(base_dir)
     # fp32 master weights whatever the checkpoint's dtype: transformers 5 loads dtype="auto", so a bf16 checkpoint
     # would otherwise train in pure bf16. Mixed precision (bf16/fp16 params) is applied by the Trainer's autocast.
+    # training.dropout_rate replaces the base's dropout_rate (a config attribute: from_pretrained passes it on)
+    dropout = {} if request.shared.dropout_rate is None else {"dropout_rate": request.shared.dropout_rate}
     model = AutoModelForSeq2SeqLM.from_pretrained(str(base_dir), dtype=torch.float32, use_safetensors=True,
                                                   attn_implementation=resolve_attention(request.attention,
-                                                                                        runtime.device))
+                                                                                        runtime.device), **dropout)
     keep_own_head(model)  # FLAN-T5's own lm_head must survive accelerate's FSDP preparation
     # The adapter's random initialisation (LoRA's A) draws from torch's generator before the Trainer seeds it:
     # seeded here, the same seed gives the same adapter whatever ran before in the process.
