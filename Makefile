@@ -23,7 +23,7 @@ demo:  ## the pipeline end to end on tiny random models (meaningless scores), in
 
 # The learning profile (configs/laptop.yaml): a small T5 pretrained here, then fine-tuned, on the real DialogSum.
 LAPTOP_DATA ?= ../shared/data/dialogsum
-laptop:  ## the pipeline end to end with a small T5 that learns here (under an hour on 2 cores), in .laptop/
+laptop:  ## the pipeline end to end with a small T5 that learns here (about half an hour on 2 cores), in .laptop/
 	$(PYTHON) scripts/demo.py --profile laptop --data $(LAPTOP_DATA)
 
 # On a GPU machine: the GPU tests, the whole pipeline with a FLAN-T5-base-shaped model, one JSON of figures

@@ -6,7 +6,7 @@ tokenized train split, split into collation, forward, backward and optimizer ste
 
     python benchmarks/step_time.py [--base models/base] [--features data/tokenized] [--steps 40]
         [--batch-sizes 16 32] [--dropout 0.1 0.0] [--max-source 512 256] [--attention sdpa eager]
-        [--threads 2] [--json]
+        [--threads 2] [--top-ops 10] [--json]
 
 Reports samples per second, which is what decides an epoch's time; run it with the machine to yourself.
 """
@@ -30,7 +30,7 @@ from benchmarks_common import ROOT, parser, report
 
 
 def time_steps(base: Path, rows: list[dict], *, batch_size: int, dropout: float, max_source: int, steps: int,
-               attention: str = "sdpa", warmup: int = 3, seed: int = 0) -> dict:
+               attention: str = "sdpa", warmup: int = 3, seed: int = 0, top_ops: int = 0) -> dict:
     tokenizer = load_tokenizer(base)
     model = AutoModelForSeq2SeqLM.from_pretrained(str(base), dtype=torch.float32, attn_implementation=attention,
                                                   dropout_rate=dropout)
@@ -62,7 +62,16 @@ def time_steps(base: Path, rows: list[dict], *, batch_size: int, dropout: float,
             tokens["input_padded"] += batch["input_ids"].numel()
             tokens["target"] += int((batch["labels"] != -100).sum())
     total = sum(parts.values())
-    return {"attention": attention, "batch_size": batch_size, "dropout": dropout, "max_source": max_source, "steps": steps,
+    if top_ops:  # which operators the time goes to, over 10 more steps (forward and backward)
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for step in range(warmup + steps, warmup + steps + 10):
+                rows_of_step = [features[i] for i in order[step * batch_size:(step + 1) * batch_size]]
+                model(**collate(rows_of_step)).loss.backward()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top_ops))
+    return {"attention": attention, "batch_size": batch_size, "dropout": dropout, "max_source": max_source,
+            "steps": steps,
             "s_per_step": round(total / steps, 4), "samples_per_s": round(steps * batch_size / total, 1),
             "share": {k: round(v / total, 3) for k, v in parts.items()},
             "padding_share": round(1 - tokens["input"] / tokens["input_padded"], 3),
@@ -80,6 +89,7 @@ def main() -> None:
     p.add_argument("--max-source", type=int, nargs="+", default=[512])
     p.add_argument("--attention", nargs="+", default=["sdpa"], choices=["sdpa", "eager"])
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--top-ops", type=int, default=0, help="also print the N operators with most time (torch.profiler)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -88,9 +98,10 @@ def main() -> None:
     for attention, batch_size, dropout, max_source in itertools.product(args.attention, args.batch_sizes,
                                                                         args.dropout, args.max_source):
         r = time_steps(Path(args.base), rows, batch_size=batch_size, dropout=dropout, max_source=max_source,
-                       steps=args.steps, attention=attention)
+                       steps=args.steps, attention=attention, top_ops=args.top_ops)
         results.append(r)
-        print(f"{attention}, batch {batch_size:3d}, dropout {dropout}, source <= {max_source}: {r['s_per_step']:.3f} s/step, "
+        print(f"{attention}, batch {batch_size:3d}, dropout {dropout}, source <= {max_source}: "
+              f"{r['s_per_step']:.3f} s/step, "
               f"{r['samples_per_s']:.1f} samples/s (collate {r['share']['collate']:.0%}, forward "
               f"{r['share']['forward']:.0%}, backward {r['share']['backward']:.0%}, optimizer "
               f"{r['share']['optimizer']:.0%}); {r['mean_input_tokens']} input tokens a row "

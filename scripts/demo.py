@@ -6,7 +6,7 @@ dvc.lock and DVC cache are left exactly as they were.
 
 - ``demo`` (``demo/params-overrides.yaml``): tiny random models, minutes; every score is meaningless.
 - ``laptop`` (``configs/laptop.yaml``): a small T5 pretrained here on the train dialogues, then fine-tuned with
-  settings that make each method learn at that scale, on the real DialogSum (``--data``): under an hour on 2 CPU
+  settings that make each method learn at that scale, on the real DialogSum (``--data``): about half an hour on 2 CPU
   cores, and scores that mean something (for that small model, not for FLAN-T5).
 
     python scripts/demo.py                                   # demo, shipped sample data
