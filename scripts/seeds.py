@@ -9,6 +9,8 @@ with each seed's own row (its CI to Lead-3, its base's copy gain, its minutes).
     python scripts/seeds.py --data ../shared/data/dialogsum --seeds 42 7 1            # about an hour a seed
     python scripts/seeds.py --data ../shared/data/dialogsum --seeds 42 7 --jobs 2     # two at once, a thread each
     python scripts/seeds.py --seeds 42 7 1 --table-only                              # the table of runs done
+    python scripts/seeds.py --data ../shared/data/dialogsum --seeds 7 1 --committed 42 --committed-minutes 31
+        # seed 42's row from the committed run (the project's own metrics/, regenerated with the profile)
 
 Writes ``seeds.json`` and ``seeds.md`` to ``--out`` (default: ``--root``).
 """
@@ -44,15 +46,27 @@ def run_seed(seed: int, data: str, root: Path, threads: int) -> float:
     return minutes
 
 
-def seed_row(work: Path) -> dict:
+def committed_seed(root: Path) -> int:
+    """The seed the project's committed run used (every stage of its dvc.lock records the same one)."""
+    import yaml
+
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    seeds = {p["seed"] for stage in lock["stages"].values() for p in stage.get("params", {}).values() if "seed" in p}
+    if len(seeds) != 1:
+        raise SystemExit(f"{root / 'dvc.lock'}: no single seed recorded ({sorted(seeds)})")
+    return seeds.pop()
+
+
+def seed_row(work: Path, minutes: float | None = None) -> dict:
     """What one run's metrics say, per method."""
     m = work / "metrics"
     evals = {v: json.loads((m / f"eval/{v}.json").read_text()) for v in METHODS}
     lead = json.loads((m / "eval/comparison.json").read_text())["vs_lead"]
     base = json.loads((m / "models/base.json").read_text())
-    minutes = work / "minutes.txt"
-    row = {"copy_gain": base.get("copy", {}).get("copy_gain"),
-           "minutes": float(minutes.read_text()) if minutes.exists() else None}
+    timed = work / "minutes.txt"
+    if minutes is None and timed.exists():
+        minutes = float(timed.read_text())
+    row = {"copy_gain": base.get("copy", {}).get("copy_gain"), "minutes": minutes}
     for v, e in evals.items():
         d = lead[v]["per_reference"]["rougeL"]
         row[v] = {"rouge1": e["per_reference"]["rouge1"]["mean"], "rougeL": e["per_reference"]["rougeL"]["mean"],
@@ -72,10 +86,11 @@ def summarize(rows: dict[int, dict]) -> dict:
     return out
 
 
-def markdown(rows: dict[int, dict], summary: dict) -> str:
+def markdown(rows: dict[int, dict], summary: dict, committed: int | None = None) -> str:
     seeds = ", ".join(map(str, rows))
+    source = f" Seed {committed}'s row is the committed run." if committed is not None else ""
     lines = [f"Learning profile over seeds {seeds} (`python scripts/seeds.py`): mean [min, max] over the seeds; "
-             "test split, 500 dialogues, `per_reference`.", "",
+             f"test split, 500 dialogues, `per_reference`.{source}", "",
              "| method | ROUGE-1 | ROUGE-L | distinct | ROUGE-L − Lead-3 |", "|---|---|---|---|---|"]
 
     def cell(s: dict, fmt: str) -> str:
@@ -108,6 +123,11 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="seeds run at once; the cores are split between them")
     p.add_argument("--table-only", action="store_true", help="only aggregate the workspaces already run")
     p.add_argument("--out", help="folder for seeds.json and seeds.md (default: --root)")
+    p.add_argument("--committed", type=int, metavar="SEED",
+                   help="take this seed's row from the project's committed run (its metrics/; dvc.lock must record "
+                        "this seed) instead of running it")
+    p.add_argument("--committed-minutes", type=float, help="how long the committed run took (its row's minutes)")
+    p.add_argument("--project", default=str(ROOT), help=argparse.SUPPRESS)  # the tests' stand-in project
     args = p.parse_args(argv)
     root = Path(args.root).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -121,13 +141,21 @@ def main(argv=None) -> int:
     missing = [s for s in args.seeds if not (root / f"seed-{s}/metrics/eval/comparison.json").exists()]
     if missing:
         raise SystemExit(f"no finished run for seed(s) {missing} under {root}")
-    rows = {s: seed_row(root / f"seed-{s}") for s in args.seeds}
+    rows = {}
+    if args.committed is not None:
+        project = Path(args.project)
+        if committed_seed(project) != args.committed:
+            raise SystemExit(f"--committed {args.committed}: the committed run used seed {committed_seed(project)}")
+        rows[args.committed] = seed_row(project, args.committed_minutes)
+    rows |= {s: seed_row(root / f"seed-{s}") for s in args.seeds}
     summary = summarize(rows)
     out = Path(args.out or root)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "seeds.json").write_text(json.dumps({"seeds": rows, "summary": summary}, indent=2) + "\n")
-    (out / "seeds.md").write_text(markdown(rows, summary))
-    print(markdown(rows, summary))
+    (out / "seeds.json").write_text(json.dumps({"seeds": rows, "summary": summary, "committed": args.committed},
+                                               indent=2) + "\n")
+    table = markdown(rows, summary, args.committed)
+    (out / "seeds.md").write_text(table)
+    print(table)
     return 0
 
 

@@ -52,3 +52,21 @@ def test_demo_seed_reaches_the_workspace_params():
     laptop = [ROOT / "configs/laptop.yaml"]
     assert profile_params(raw, laptop, None, seed=7)["seed"] == 7
     assert profile_params(raw, laptop, None)["seed"] == raw["seed"]
+
+
+def test_committed_run_stands_for_its_own_seed(tmp_path):
+    """--committed takes a seed's row from the project's committed metrics (no workspace), and refuses a seed that
+    its dvc.lock does not record."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "metrics", project / "metrics")
+    shutil.copy(ROOT / "dvc.lock", project / "dvc.lock")
+    _workspace(tmp_path / "runs", 7, 0.20, 0.05)
+    args = ["--seeds", "7", "--root", str(tmp_path / "runs"), "--table-only", "--project", str(project)]
+    assert seeds.main(args + ["--committed", "42", "--committed-minutes", "31"]) == 0
+    out = json.loads((tmp_path / "runs/seeds.json").read_text())
+    full = json.loads((ROOT / "metrics/eval/full.json").read_text())["per_reference"]["rougeL"]["mean"]
+    assert out["seeds"]["42"]["full"]["rougeL"] == full and out["seeds"]["42"]["minutes"] == 31
+    assert out["summary"]["full"]["rougeL"]["min"] == 0.20 and out["committed"] == 42
+    assert "Seed 42's row is the committed run." in (tmp_path / "runs/seeds.md").read_text()
+    with pytest.raises(SystemExit, match="the committed run used seed 42"):
+        seeds.main(args + ["--committed", "7"])
