@@ -20,7 +20,8 @@ import torch
 
 from summarizer.config import load_params
 from summarizer.evaluation import evaluate_system, to_dialogues
-from summarizer.generation import TransformersGenerator, load_generator
+from summarizer.backends import load_generator
+from summarizer.generation import TransformersGenerator
 from summarizer.io import read_jsonl
 from summarizer.modeling import load_summarizer
 from summarizer.prompts import build_prompt

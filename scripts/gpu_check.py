@@ -113,7 +113,7 @@ def generation_figures(work: Path, n_tokens: int) -> dict:
     from summarizer.config import load_params
     from summarizer.device import select_runtime
     from summarizer.evaluation import to_dialogues
-    from summarizer.generation import load_generator
+    from summarizer.backends import load_generator
     from summarizer.io import read_jsonl
     from summarizer.prompts import build_prompt
 

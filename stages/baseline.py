@@ -13,7 +13,8 @@ from summarizer.config import load_params
 from summarizer.data import sample_dialogues
 from summarizer.device import select_runtime
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues
-from summarizer.generation import generate_sharded, load_generator
+from summarizer.backends import load_generator
+from summarizer.generation import generate_sharded
 from summarizer.io import read_jsonl, write_json, write_jsonl
 from summarizer.launch import rank, relaunch_if_asked
 from summarizer.prompts import ExamplePool, strategy_prompts

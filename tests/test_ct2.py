@@ -18,7 +18,8 @@ from helpers import DIALOGSUM, SAMPLE, tiny_params, write_params
 from summarizer import ct2
 from summarizer.config import TinyT5Params, load_params
 from summarizer.errors import ConfigError, DeviceError
-from summarizer.generation import TransformersGenerator, load_generator
+from summarizer.backends import load_generator
+from summarizer.generation import TransformersGenerator
 from summarizer.io import read_json, read_jsonl
 from summarizer.modeling import build_tiny_t5, load_summarizer, load_tokenizer, train_t5_tokenizer
 
@@ -181,7 +182,7 @@ def test_token_log_probs_match_transformers(cfg, base_dir, dialogues, tmp_path):
 
 
 def test_auto_backend_is_ctranslate2_on_a_cpu_only(cfg, base_dir):
-    from summarizer.generation import resolve_backend
+    from summarizer.backends import resolve_backend
 
     assert [resolve_backend("auto", d) for d in ("cpu", "cuda:0", "mps")] == ["ctranslate2", "transformers",
                                                                                "transformers"]

@@ -72,3 +72,23 @@ def test_detoxify_reruns_for_the_ppo_keys_it_reads_only():
     assert "ppo" not in listed
     assert listed == {f.name for f in dataclasses.fields(PpoParams)} - {"min_eval_dialogues"}
     assert "ppo.min_eval_dialogues" in doc["stages"]["compare"]["params"]
+
+
+def test_the_library_has_no_import_cycle():
+    """No library module reaches itself through its imports (function-level ones included): ct2 and generation
+    imported each other until the backend choice moved to summarizer.backends (issue 35)."""
+    graph = {p.stem: _imported_modules(p) - {p.stem} for p in LIBRARY.glob("*.py")}
+
+    def reaches(start: str, target: str) -> bool:
+        seen, todo = set(), list(graph.get(start, ()))
+        while todo:
+            module = todo.pop()
+            if module == target:
+                return True
+            if module not in seen:
+                seen.add(module)
+                todo.extend(graph.get(module, ()))
+        return False
+
+    cycles = sorted(m for m in graph if reaches(m, m))
+    assert not cycles, f"modules in an import cycle: {cycles}"

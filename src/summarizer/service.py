@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 from summarizer.config import VARIANTS, Params
 from summarizer.errors import USER_ERRORS
 from summarizer.io import rounded
-from summarizer.generation import TextGenerator, load_generator
+from summarizer.backends import load_generator
+from summarizer.generation import TextGenerator
 from summarizer.modeling import MODEL_INFO
 from summarizer.prompts import build_prompt
 from summarizer.tokenization import fitted_prompts, token_lengths
