@@ -2,7 +2,7 @@
 PYTHON ?= python
 DATA ?=
 
-.PHONY: setup lint test test-all demo laptop gpu-check app exps
+.PHONY: setup lint test test-all demo laptop gpu-check app exps readme
 
 setup:  ## install into the current Python environment (torch first: it pins the CPU/CUDA build)
 	$(PYTHON) -m pip install torch==2.13.0
@@ -41,3 +41,5 @@ EXP_COLUMNS = ^Experiment$$|^Created$$|^(params\.yaml:)?(lr|(lora|prompt_tuning|
 exps:  ## experiments side by side, only the columns people compare (ARGS=--csv or --md for a file)
 	dvc exp show --drop '.*' --keep '$(EXP_COLUMNS)' $(ARGS)
 
+readme:  ## copy the results table the report stage wrote (metrics/README.md) into README.md and docs/results.md
+	$(PYTHON) scripts/readme_table.py

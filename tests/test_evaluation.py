@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from summarizer.scoring import holm
 from summarizer.evaluation import compare_variants, toxicity_before_after, toxicity_summary
 from summarizer.io import rounded
 
@@ -56,8 +57,27 @@ def test_compare_variants_pairs_every_variant_with_the_reference():
     records = {"base": _records([0.2] * 30, [0.0] * 30), "lora": _records([0.5] * 30, [0.0] * 30),
                "ppo": _records([0.2] * 30, [0.0] * 30)}
     out = compare_variants(records, "base", **CI)
-    assert set(out) == {"reference", "lora", "ppo"} and out["reference"] == "base"
+    assert set(out) == {"reference", "lora", "ppo", "correction"} and out["reference"] == "base"
     assert out["lora"]["per_reference"]["rougeL"]["difference"] == pytest.approx(0.3)
     assert out["ppo"]["per_reference"]["rougeL"]["difference"] == 0.0
     with pytest.raises(ValueError, match="reference 'full' is not among"):
         compare_variants(records, "full", **CI)
+
+
+def test_compare_variants_adjusts_each_family_with_holm():
+    """Every variant x ROUGE metric of one protocol is one family: each test's p_holm is Holm's adjustment of the
+    family's p-values, so a difference that is 'significant' alone (p < 0.05) need not be after correction."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.4, 60)
+    records = {"base": _records(base.tolist(), [0.0] * 60),
+               "big": _records((base + 0.2).tolist(), [0.0] * 60),  # every dialogue better: p at its floor
+               "small": _records((base + rng.normal(0.02, 0.1, 60)).tolist(), [0.0] * 60)}  # p about 0.02
+    out = compare_variants(records, "base", resamples=2000, confidence=0.95, seed=0)
+    assert out["correction"] == {"method": "holm", "family": "every variant x ROUGE metric, per protocol",
+                                 "tests_per_family": 8, "resamples": 2000}
+    for protocol in ("per_reference", "best_of_refs"):
+        tests = [out[v][protocol][k] for v in ("big", "small") for k in ("rouge1", "rouge2", "rougeL", "rougeLsum")]
+        assert [t["p_holm"] for t in tests] == pytest.approx(holm([t["p_value"] for t in tests]), abs=1e-6)
+    small = out["small"]["per_reference"]["rougeL"]
+    assert small["p_value"] < 0.05 <= small["p_holm"]  # significant alone, not among the family's 8 tests
+    assert out["big"]["per_reference"]["rougeL"]["p_holm"] < 0.05

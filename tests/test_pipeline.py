@@ -361,7 +361,7 @@ def test_report_figures_table_and_errors(demo):
     for variant in ("base", "full", "lora", "prompt_tuning", "ppo"):
         assert f"| {variant} |" in table
         assert (work / f"data/report/worst/{variant}.csv").exists()
-    for reference in ("Lead-3", "Longest-3", "constant", "oracle (uses the references)"):
+    for reference in ("Lead-3", "Longest-3", "constant", "greedy oracle (ROUGE-1+2, uses the references)"):
         assert f"| {reference} |" in table
     errors = read_json(work / "metrics/errors.json")
     assert set(errors["base"]) == {"empty", "length_issue", "missing_key_info", "hallucinated_entity",

@@ -43,10 +43,25 @@ def test_a_toxicity_drop_from_shrunken_summaries_says_so():
     """The committed run's PPO wrote "#Person1#:" for most dialogues (1.1 words, from 12.0) and its toxicity fell
     "significantly": the report must put the length beside it."""
     shrunk = ppo_lines({}, _detox(-0.02, -0.01, 0.001), 0.05, {"ppo_start": 12.0, "ppo": 1.1})[-1]
-    assert "12.0 → 1.1 words: the summaries shrank" in shrunk and "writing less" in shrunk
+    assert "12.0 → 1.1 words: the summaries shrank" in shrunk and "no evidence of detoxification" in shrunk
     kept = ppo_lines({}, _detox(-0.02, -0.01, 0.001), 0.05, {"ppo_start": 12.0, "ppo": 9.0})[-1]
     assert kept.endswith("12.0 → 9.0 words.")
     assert "words" not in ppo_lines({}, _detox(-0.02, -0.01, 0.001), 0.05)[-1]
+
+
+def test_the_table_calls_a_difference_significant_by_its_holm_adjusted_p():
+    """compare writes p_holm (Holm-Bonferroni within the family of every variant x ROUGE metric); a raw p below
+    alpha whose adjusted p is not must read "not significant"."""
+    from summarizer.report import _paired
+
+    def block(p, p_holm):
+        test = {"difference": 0.01, "ci_low": 0.001, "ci_high": 0.02, "p_value": p}
+        test |= {} if p_holm is None else {"p_holm": p_holm}
+        return {"vs_lead": {"reference": "lead", "full": {"per_reference": {"rougeL": test}}}}
+
+    assert _paired(block(0.01, 0.2), "lead", "full", 0.05).endswith("(not significant)")
+    assert _paired(block(0.01, 0.03), "lead", "full", 0.05).endswith("(significant)")
+    assert _paired(block(0.01, None), "lead", "full", 0.05).endswith("(significant)")  # older metrics: raw p
 
 
 def test_the_report_says_whether_the_pretrained_base_reads_its_input():
@@ -60,3 +75,18 @@ def test_the_report_says_whether_the_pretrained_base_reads_its_input():
     assert "first 32 tokens it predicts 0.984 of them, 0.120 given another dialogue's (copy gain 0.864, gate 0.3)" \
         in note
     assert "copy gain" not in model_note({k: v for k, v in info.items() if k != "copy"})  # older metrics: no figure
+
+
+def test_the_running_mean_removes_the_megabatch_zigzag():
+    """Logged every 25 steps, length-grouped training alternates long and short halves of 50-batch megabatches
+    (3.0, 2.0, 3.0, ...): the mean over the last 50 steps is flat, and follows a real fall."""
+    from summarizer.report import loss_table, running_mean
+
+    zigzag = [(s, 3.0 if (s // 25) % 2 else 2.0) for s in range(25, 501, 25)]
+    assert running_mean(zigzag)[1:] == [2.5] * (len(zigzag) - 1)
+    falling = [(s, 5.0 - s / 100) for s in range(25, 501, 25)]
+    means = running_mean(falling)
+    assert all(b < a for a, b in zip(means, means[1:]))
+    assert running_mean([(1, 9.0), (25, 4.0)]) == [9.0, (9.0 + 4.0 * 24) / 25]  # weighted by the steps covered
+    table = loss_table({"full": {"train": zigzag, "validation": [(400, 2.4)]}})
+    assert table[table.split == "validation"]["loss_mean"].isna().all()

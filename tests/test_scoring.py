@@ -59,6 +59,14 @@ def test_bootstrap_ci_contains_mean_and_narrows_with_n():
     assert bootstrap_ci(small, seed=1) == a  # seeded
 
 
+def test_holm_matches_the_textbook_step_down():
+    """Holm (1979): sorted p times (m, m-1, ..., 1), made monotone, capped at 1; in the input's order."""
+    from summarizer.scoring import holm
+
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == [1.0, 1.0] and holm([]) == [] and holm([0.2]) == [0.2]
+
+
 def test_paired_bootstrap_identical_systems():
     x = np.random.default_rng(1).uniform(size=200)
     r = paired_bootstrap(x, x)
@@ -88,6 +96,15 @@ PUBLISHED = {
     "instruct_model_summaries": {"per_reference": (0.4214, 0.1803, 0.3384), "best_of_refs": (0.4942, 0.2569, 0.4103)},
     "peft_model_summaries": {"per_reference": (0.4081, 0.1635, 0.3251), "best_of_refs": (0.4790, 0.2359, 0.3955)},
 }
+
+
+def test_the_report_quotes_the_published_figures():
+    """README's course rows (summarizer.report.COURSE_RESULTS) are these files' per_reference ROUGE-1 / ROUGE-L."""
+    from summarizer.report import COURSE_RESULTS
+
+    assert [(r1, rl) for _, r1, rl in COURSE_RESULTS] == [
+        (PUBLISHED[k]["per_reference"][0], PUBLISHED[k]["per_reference"][2])
+        for k in ("original_model_summaries", "instruct_model_summaries", "peft_model_summaries")]
 
 
 @pytest.mark.slow  # the published outputs on the whole test split

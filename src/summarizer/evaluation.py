@@ -17,8 +17,8 @@ import numpy as np
 
 from summarizer.data import group_references
 from summarizer.io import rounded
-from summarizer.scoring import (ROUGE_KEYS, DialogueScores, bootstrap_ci, compare_systems, paired_bootstrap,
-                                score_dialogues, summarize_system)
+from summarizer.scoring import (PROTOCOLS, ROUGE_KEYS, DialogueScores, bootstrap_ci, compare_systems, holm,
+                                paired_bootstrap, score_dialogues, summarize_system)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,10 @@ def toxicity_summary(toxicity: Sequence[float], *, resamples: int, confidence: f
 
 def compare_variants(records: Mapping[str, Sequence[dict]], reference: str, *, resamples: int, confidence: float,
                      seed: int) -> dict:
-    """Every variant's paired ROUGE differences against ``reference``, from their prediction records."""
+    """Every variant's paired ROUGE differences against ``reference``, from their prediction records.
+
+    Each protocol's tests (every variant × ROUGE metric) are one family: each test also gets ``p_holm``, its
+    Holm–Bonferroni adjusted p-value within that family, which is what the report calls significant or not."""
     if reference not in records:
         raise ValueError(f"reference {reference!r} is not among the variants {', '.join(records)}")
     base = scores_from_records(records[reference])
@@ -92,6 +95,13 @@ def compare_variants(records: Mapping[str, Sequence[dict]], reference: str, *, r
         if name != reference:
             out[name] = compare_systems(scores_from_records(rows), base, resamples=resamples,
                                         confidence=confidence, seed=seed)
+    variants = [v for v in out if v != "reference"]
+    for protocol in PROTOCOLS:
+        tests = [out[v][protocol][k] for v in variants for k in ROUGE_KEYS]
+        for test, adjusted in zip(tests, holm([t["p_value"] for t in tests])):
+            test["p_holm"] = round(adjusted, 6)
+    out["correction"] = {"method": "holm", "family": "every variant x ROUGE metric, per protocol",
+                         "tests_per_family": len(variants) * len(ROUGE_KEYS), "resamples": resamples}
     return out
 
 

@@ -24,10 +24,14 @@ PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#D
 SUBTITLE = "tiny random models: meaningless scores"
 
 
-def _save(fig, png: Path, data: pd.DataFrame, csv: Path, note: str | None) -> None:
+def _save(fig, png: Path, data: pd.DataFrame, csv: Path, note: str | None, caption: str | None = None) -> None:
+    # Below the axes (bbox_inches="tight" keeps them), so that they never cover a label: the caption says how to
+    # read the figure, the note what made it.
+    if caption:
+        fig.text(0.5, -0.02, caption, ha="center", va="top", fontsize=8, color="#555")
     if note:
-        # Below the axes (bbox_inches="tight" keeps it), so it never covers a label.
-        fig.text(0.5, -0.02, note, ha="center", va="top", fontsize=9, color="#a00", style="italic")
+        fig.text(0.5, -0.07 if caption else -0.02, note, ha="center", va="top", fontsize=9, color="#a00",
+                 style="italic")
     png.parent.mkdir(parents=True, exist_ok=True)
     tmp = png.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=120, bbox_inches="tight")
@@ -127,20 +131,26 @@ def baseline_heatmap(df: pd.DataFrame, png: Path, csv: Path, metric_label: str, 
 
 
 def loss_curves(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None) -> None:
-    """df: method, split (train/validation), step, loss → one line per method and split."""
+    """df: method, split (train/validation), step, loss, loss_mean → per method the logged training loss (faint), its
+    running mean over a megabatch (solid) and the validation loss (dashed, markers)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for i, method in enumerate(dict.fromkeys(df["method"])):
-        for split, style in (("train", "-"), ("validation", "--")):
-            sub = df[(df.method == method) & (df.split == split)].sort_values("step")
-            if len(sub):
-                ax.plot(sub["step"], sub["loss"], style, marker="o" if split == "validation" else None,
-                        markersize=4, color=PALETTE[i % len(PALETTE)], label=f"{method} ({split})")
+        color = PALETTE[i % len(PALETTE)]
+        train = df[(df.method == method) & (df.split == "train")].sort_values("step")
+        if len(train):
+            ax.plot(train["step"], train["loss"], "-", color=color, alpha=0.25, linewidth=0.8)
+            ax.plot(train["step"], train["loss_mean"], "-", color=color, label=f"{method} (training)")
+        val = df[(df.method == method) & (df.split == "validation")].sort_values("step")
+        if len(val):
+            ax.plot(val["step"], val["loss"], "--", marker="o", markersize=4, color=color,
+                    label=f"{method} (validation)")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("cross-entropy loss")
     ax.set_title("Fine-tuning: training (solid) and validation (dashed) loss")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, png, df, csv, note)
+    _save(fig, png, df, csv, note, caption="Faint: the logged training loss, which zig-zags because length-grouped "
+          "batches come long to short in megabatches of 50; solid: its mean over the last 50 steps.")
 
 
 def toxicity_before_after(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None) -> None:

@@ -153,15 +153,29 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, weights: Sequenc
     """
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     w = None if weights is None else np.asarray(weights, dtype=float)
-    ci = bootstrap_ci(d, weights=w, resamples=resamples, confidence=confidence, seed=seed)
-    observed = ci["mean"]
+    observed = float(_weighted_mean(d, w))
     if len(d) < 2:
-        p = 1.0
-    else:
-        idx = _resample_indices(len(d), resamples, seed)
-        boots = _weighted_mean(d[idx], None if w is None else w[idx], axis=1)
-        p = float((1 + np.sum(np.abs(boots - observed) >= abs(observed) - 1e-12)) / (1 + resamples))
-    return {"difference": observed, "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "p_value": min(p, 1.0)}
+        return {"difference": observed, "ci_low": observed, "ci_high": observed, "p_value": 1.0}
+    # One set of resamples for the CI and the p-value (the same draws bootstrap_ci makes with this seed)
+    idx = _resample_indices(len(d), resamples, seed)
+    boots = _weighted_mean(d[idx], None if w is None else w[idx], axis=1)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(boots, [alpha, 1 - alpha])
+    p = float((1 + np.sum(np.abs(boots - observed) >= abs(observed) - 1e-12)) / (1 + resamples))
+    return {"difference": observed, "ci_low": float(low), "ci_high": float(high), "p_value": min(p, 1.0)}
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values: the i-th smallest p times (m − i + 1), made monotone, capped at 1.
+
+    Calling a test significant when its adjusted p is below alpha keeps the chance of even one false "significant"
+    in the family at most alpha, whatever the tests' dependence (Holm 1979)."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted, running = np.empty_like(p), 0.0
+    for rank, i in enumerate(np.argsort(p, kind="stable")):
+        running = max(running, (len(p) - rank) * p[i])
+        adjusted[i] = min(running, 1.0)
+    return adjusted.tolist()
 
 
 def bootstrap_difference(a: Sequence[float], b: Sequence[float], *, resamples: int = 1000, confidence: float = 0.95,
