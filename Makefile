@@ -2,7 +2,7 @@
 PYTHON ?= python
 DATA ?=
 
-.PHONY: setup lint test test-all demo laptop gpu-check app exps readme
+.PHONY: setup lint test test-all demo laptop gpu-check app exps readme plots plots-diff
 
 setup:  ## install into the current Python environment (torch first: it pins the CPU/CUDA build)
 	$(PYTHON) -m pip install torch==2.13.0
@@ -43,3 +43,9 @@ exps:  ## experiments side by side, only the columns people compare (ARGS=--csv 
 
 readme:  ## copy the results table the report stage wrote (metrics/README.md) into README.md and docs/results.md
 	$(PYTHON) scripts/readme_table.py
+
+plots:  ## DVC's interactive plots in dvc_plots/index.html, Vega inlined: they render offline
+	$(PYTHON) scripts/plots_offline.py
+
+plots-diff:  ## the same against a revision (REV=main): dvc plots diff with the offline template
+	$(PYTHON) scripts/plots_offline.py --diff $(REV)

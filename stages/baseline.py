@@ -66,8 +66,10 @@ def main(argv=None) -> None:
             if rank() != 0:
                 continue  # the other processes only generate
             result, scores = evaluate_system(dialogues, out.texts, **cfg.bootstrap)
+            # the backend that generated this setting: CTranslate2 hands the beam searches it cannot reproduce on
+            backend = generator.backend_for(setting.apply(cfg.generation))
             metrics[strategy][setting.name] = result | {"truncated_share": round(out.truncated_share, 4),
-                                                       "backend": generator.backend}
+                                                       "backend": backend}
             new = prediction_records(dialogues, out.texts, scores, strategy=strategy, setting=setting.name)
             for record, cut in zip(new, out.truncated):
                 record["truncated"] = cut

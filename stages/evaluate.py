@@ -49,7 +49,7 @@ def main(argv=None) -> None:
                                             cfg.prompt.template, cfg.prompt.max_source_tokens)
     generations = generate_sharded(generator, prompts, cfg.generation, seed=cfg.seed,
                                    desc=f"evaluate {args.variant}")  # the log line above names the backend
-    preds, backend = generations.texts, generator.backend
+    preds, backend = generations.texts, generator.backend_for(cfg.generation)
     del generator
     if rank() != 0:
         return  # the other processes only generate (generation.num_processes)

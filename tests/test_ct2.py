@@ -208,3 +208,48 @@ def test_baseline_refuses_a_setting_ctranslate2_cannot_express_before_generating
                        str(tiny_workspace / "models/ctranslate2/base"), "--out", str(tmp_path / "pred.jsonl"),
                        "--metrics", str(tmp_path / "baseline.json")])
     assert not (tmp_path / "pred.jsonl").exists()
+
+
+def test_beam_search_means_the_same_on_both_backends(cfg, base_dir, dialogues, tmp_path):
+    """4 beams, on a model whose outputs stop at different lengths: transformers with early_stopping=True and
+    CTranslate2 with patience 1 finish the same hypotheses (issue 35: with transformers' default early_stopping
+    False, 56 of 60 agreed, 1.55 words against 1.07)."""
+    ct2.convert_variant(base_dir, None, tmp_path / "ct2")
+    params = _params(cfg, num_beams=4, repetition_penalty=1.0)
+    hf, fast = _both(cfg, base_dir, None, tmp_path / "ct2", params)
+    expected, got = _ids(hf, dialogues, params), _ids(fast, dialogues, params)
+    assert len({len(x) for x in expected}) > 3  # outputs of many lengths: stopping is what is compared
+    same = sum(a == b for a, b in zip(expected, got))
+    assert same >= 0.95 * len(dialogues), f"{same} of {len(dialogues)} identical"
+    assert fast.backend_for(params) == "ctranslate2"
+
+
+def test_a_beam_search_ctranslate2_cannot_reproduce_is_generated_by_transformers(cfg, base_dir, dialogues,
+                                                                                tmp_path):
+    """Beam search with a repetition penalty (or min_new_tokens) ranks hypotheses differently in the two libraries
+    (log-probabilities vs logits): the CTranslate2 generator hands it to transformers and says so; greedy with
+    the same penalty stays on CTranslate2."""
+    ct2.convert_variant(base_dir, None, tmp_path / "ct2")
+    beam = _params(cfg, num_beams=4, repetition_penalty=1.3)
+    hf, fast = _both(cfg, base_dir, None, tmp_path / "ct2", _params(cfg))
+    assert ct2.beam_mismatch(beam) and ct2.beam_mismatch(_params(cfg, num_beams=4, min_new_tokens=5))
+    assert fast.backend_for(beam) == "transformers"
+    assert fast.backend_for(_params(cfg, repetition_penalty=1.3)) == "ctranslate2"
+    assert fast.generate(dialogues, beam, progress=False) == hf.generate(dialogues, beam, progress=False)
+    # alone, without a transformers generator to hand it to, it is refused by key
+    alone = ct2.CTranslate2Generator(tmp_path / "ct2", hf.tokenizer, device="cpu", compute_type="float32",
+                                     batch_size=8, max_source_tokens=256)
+    with pytest.raises(ConfigError, match="repetition_penalty 1.3"):
+        alone.check(beam)
+
+
+def test_transformers_beam_search_stops_as_ctranslate2_does(cfg, base_dir):
+    from transformers import AutoConfig
+
+    from summarizer.generation import build_generation_config
+
+    model_config = AutoConfig.from_pretrained(base_dir)
+    beam = build_generation_config(_params(cfg, num_beams=4), model_config)
+    assert beam.early_stopping is True and beam.length_penalty == 1.0
+    assert not build_generation_config(_params(cfg), model_config).early_stopping  # greedy: no beams to stop
+    assert ct2.translate_options(_params(cfg, num_beams=4))["patience"] == 1.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import ctranslate2
@@ -22,7 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from summarizer.config import GenerationParams
 from summarizer.errors import ConfigError, DeviceError, ModelError
-from summarizer.generation import TextGenerator
+from summarizer.generation import Generations, TextGenerator
 from summarizer.io import atomic_dir, read_json, write_json
 from summarizer.modeling import load_summarizer
 
@@ -90,7 +91,9 @@ def translate_options(p: GenerationParams) -> dict:
         raise ConfigError("params.yaml: generation.num_beams must be 1 when do_sample is true with "
                           f"generation.backend ctranslate2, got {p.num_beams} (or use backend transformers)")
     options = dict(
-        beam_size=p.num_beams, num_hypotheses=1, length_penalty=1.0,  # transformers' default length_penalty
+        # with patience 1 a beam search stops once beam_size hypotheses have finished: transformers'
+        # early_stopping=True (generation.build_generation_config); length_penalty 1: both divide by the length
+        beam_size=p.num_beams, num_hypotheses=1, length_penalty=1.0, patience=1.0,
         max_decoding_length=p.max_new_tokens, min_decoding_length=p.min_new_tokens,
         repetition_penalty=p.repetition_penalty,
         return_end_token=True,  # to tell a finished summary from one cut at max_new_tokens
@@ -101,6 +104,23 @@ def translate_options(p: GenerationParams) -> dict:
     else:
         options |= dict(sampling_topk=1)  # CTranslate2's greedy: always the best token
     return options
+
+
+def beam_mismatch(p: GenerationParams) -> str | None:
+    """Why CTranslate2's beam search with ``p`` cannot give transformers' (None when it can): in a beam search
+    transformers applies the repetition penalty, and the EOS ban of min_new_tokens, to log-probabilities after
+    log_softmax, with no renormalisation (generation/utils.py ~3746-3747, logits_process.py ~432 and ~233 in
+    transformers 5.23); CTranslate2 applies both to the logits before its softmax (decoding.cc). Greedy decoding
+    picks the same token either way; a beam ranks its hypotheses differently, and no option moves either."""
+    if p.num_beams == 1:
+        return None
+    if p.repetition_penalty != 1.0:
+        return (f"beam search with repetition_penalty {p.repetition_penalty}: transformers penalises "
+                "log-probabilities, CTranslate2 logits")
+    if p.min_new_tokens > 0:
+        return (f"beam search with min_new_tokens {p.min_new_tokens}: transformers bans the end token after "
+                "log_softmax, CTranslate2 before it")
+    return None
 
 
 def device_of(device: str) -> tuple[str, int]:
@@ -145,8 +165,11 @@ class CTranslate2Generator(TextGenerator):
     backend = "ctranslate2"
 
     def __init__(self, path: str | Path, tokenizer: PreTrainedTokenizerBase, *, device: str, compute_type: str,
-                 batch_size: int, max_source_tokens: int):
+                 batch_size: int, max_source_tokens: int, fallback: Callable[[], TextGenerator] | None = None):
         super().__init__(tokenizer, batch_size=batch_size, max_source_tokens=max_source_tokens)
+        # Settings whose beam search CTranslate2 cannot reproduce (beam_mismatch) go to this generator (the
+        # transformers one, built on first use), so that beam4 means one thing whatever generation.backend says.
+        self._fallback_factory, self._fallback = fallback, None
         kind, index = device_of(device)
         self.on_cpu = kind == "cpu"
         self.compute_type = compute_type
@@ -169,6 +192,22 @@ class CTranslate2Generator(TextGenerator):
 
     def check(self, params: GenerationParams) -> None:
         translate_options(params)
+        if beam_mismatch(params) and self._fallback_factory is None:
+            raise ConfigError(f"params.yaml: generation.backend ctranslate2 cannot reproduce transformers' "
+                              f"{beam_mismatch(params)}; use backend transformers")
+
+    def backend_for(self, params: GenerationParams) -> str:
+        return "transformers" if beam_mismatch(params) else self.backend
+
+    def generate(self, prompts, params: GenerationParams, **kwargs) -> Generations:
+        why = beam_mismatch(params)
+        if why is None:
+            return super().generate(prompts, params, **kwargs)
+        self.check(params)
+        if self._fallback is None:
+            log.info("generating with transformers, not CTranslate2: %s", why)
+            self._fallback = self._fallback_factory()
+        return self._fallback.generate(prompts, params, **kwargs)
 
     def _seed(self, seed: int) -> None:
         # CTranslate2 seeds a worker thread's random generator once, when it first samples: set_random_seed alone
@@ -204,8 +243,10 @@ def converted_folder(model_dir: str | Path, base_dir: str | Path | None,
 
 def load_generator(model_dir: str | Path, base_dir: str | Path | None, converted_dir: str | Path | None,
                    tokenizer: PreTrainedTokenizerBase, *, params: GenerationParams, device: str,
-                   dtype: torch.dtype | None, batch_size: int, max_source_tokens: int) -> CTranslate2Generator | None:
-    """A CTranslate2 generator for the variant, or None (logged) when the variant cannot be converted."""
+                   dtype: torch.dtype | None, batch_size: int, max_source_tokens: int,
+                   fallback: Callable[[], TextGenerator] | None = None) -> CTranslate2Generator | None:
+    """A CTranslate2 generator for the variant, or None (logged) when the variant cannot be converted;
+    ``fallback`` builds the generator for the settings CTranslate2 cannot reproduce (:func:`beam_mismatch`)."""
     translate_options(params)  # refuse what CTranslate2 cannot express before loading anything
     compute_type = resolve_compute_type(params.compute_type, device, dtype)
     folder = converted_folder(model_dir, base_dir, converted_dir)
@@ -217,4 +258,4 @@ def load_generator(model_dir: str | Path, base_dir: str | Path | None, converted
         return None
     log.info("generating with CTranslate2 %s (%s) from %s", ctranslate2.__version__, compute_type, folder)
     return CTranslate2Generator(folder, tokenizer, device=device, compute_type=compute_type,
-                                batch_size=batch_size, max_source_tokens=max_source_tokens)
+                                batch_size=batch_size, max_source_tokens=max_source_tokens, fallback=fallback)
