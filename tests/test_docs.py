@@ -167,3 +167,14 @@ def test_readme_is_two_screens_and_maps_docs():
     linked = set(re.findall(r"\(docs/([\w-]+\.md)\)", readme))
     pages = {p.name for p in (ROOT / "docs").glob("*.md")}
     assert linked == pages, (linked ^ pages)
+
+
+def test_make_app_passes_the_host_and_port_through():
+    """Serving a remote GPU box: `make app HOST=0.0.0.0 PORT=8080` reaches the app's --host / --port (issue 36)."""
+    import subprocess
+
+    dry = subprocess.run(["make", "-n", "app", "HOST=0.0.0.0", "PORT=8080", "MODELS=.laptop/models"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    assert "-m summarizer.app --models .laptop/models --host 0.0.0.0 --port 8080" in dry
+    plain = subprocess.run(["make", "-n", "app"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "--host" not in plain and "--port" not in plain  # app.host / app.port from params.yaml then
