@@ -19,17 +19,19 @@ test-all:  ## every test, as CI runs them: the pipeline end to end, the browser,
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest
 
 demo:  ## the pipeline end to end on tiny random models (meaningless scores), in .demo/
-	$(PYTHON) scripts/demo.py $(if $(DATA),--data $(DATA))
+	$(PYTHON) scripts/demo.py $(if $(DATA),--data $(DATA)) $(if $(FRESH),--fresh)
 
 # The learning profile (configs/laptop.yaml): a small T5 pretrained here, then fine-tuned, on the real DialogSum.
-LAPTOP_DATA ?= ../shared/data/dialogsum
+# LAPTOP_DATA: a local DialogSum (default: ../shared/data/dialogsum when it exists); empty: data.source, the Hub.
+# FRESH=1 starts over instead of resuming an interrupted run.
+LAPTOP_DATA ?= $(wildcard ../shared/data/dialogsum)
 laptop:  ## the pipeline end to end with a small T5 that learns here (about half an hour on 2 cores), in .laptop/
-	$(PYTHON) scripts/demo.py --profile laptop --data $(LAPTOP_DATA)
+	$(PYTHON) scripts/demo.py --profile laptop $(if $(LAPTOP_DATA),--data $(LAPTOP_DATA)) $(if $(FRESH),--fresh)
 
 # On a GPU machine: the GPU tests, the whole pipeline with a FLAN-T5-base-shaped model, one JSON of figures
 # (docs/scaling.md). ARGS=--tiny runs it at the demo's size on a CPU, as CI does.
 gpu-check:  ## everything that needs a GPU in one command; figures in .gpu-check/gpu-check.json
-	$(PYTHON) scripts/gpu_check.py --data $(LAPTOP_DATA) $(ARGS)
+	$(PYTHON) scripts/gpu_check.py $(if $(LAPTOP_DATA),--data $(LAPTOP_DATA)) $(ARGS)
 
 app:  ## the chatbot on http://127.0.0.1:7860 over models/ (MODELS=folder; HOST=0.0.0.0 PORT=8080 on a remote box)
 	$(PYTHON) -m summarizer.app $(if $(MODELS),--models $(MODELS)) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))

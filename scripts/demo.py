@@ -1,8 +1,11 @@
-"""Run the whole pipeline offline in a separate workspace: the demo (tiny random models) or the learning profile.
+"""Run the whole pipeline in a separate workspace: the demo (tiny random models) or the learning profile.
 
 The script copies the project's files to a workspace (``.demo/`` or ``.laptop/``: git-ignored, dvc-ignored),
 applies a profile's overrides to the copy's params.yaml and runs ``dvc repro`` there, so the user's params.yaml,
-dvc.lock and DVC cache are left exactly as they were.
+dvc.lock and DVC cache are left exactly as they were. Run again, it resumes: the workspace keeps its outputs, cache
+and checkpoints, takes the project's current files, and DVC reruns only what changed or did not finish
+(``--fresh`` starts over). Without git (a ZIP download, a bare GPU image) the files to copy are found by walking the
+tree with the project's .gitignore files.
 
 - ``demo`` (``demo/params-overrides.yaml``): tiny random models, minutes; every score is meaningless.
 - ``laptop`` (``configs/laptop.yaml``): a small T5 pretrained here on the train dialogues, then fine-tuned with
@@ -12,11 +15,13 @@ dvc.lock and DVC cache are left exactly as they were.
     python scripts/demo.py                                   # demo, shipped sample data
     python scripts/demo.py --data ../shared/data/dialogsum   # demo, real text (cut by demo/real-data-overrides.yaml)
     python scripts/demo.py --profile laptop --data ../shared/data/dialogsum   # the learning profile
+    python scripts/demo.py --profile laptop       # the learning profile, DialogSum from the Hub (data.source)
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -44,13 +49,60 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def _ignored(rel: str, name: str, is_dir: bool, patterns: list[tuple[str, bool, bool]]) -> bool:
+    """Whether a .gitignore's patterns (pattern, anchored, directories only) match ``rel`` (relative to that
+    .gitignore's folder): the subset of git's rules this project's ignore files use (no negation, no ``**``)."""
+    for pattern, anchored, dirs_only in patterns:
+        if (is_dir or not dirs_only) and fnmatch.fnmatchcase(rel if anchored else name, pattern):
+            return True
+    return False
+
+
+def _read_ignore(path: Path) -> list[tuple[str, bool, bool]]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else ():
+        line = line.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        dirs_only, line = line.endswith("/"), line.rstrip("/")
+        out.append((line.lstrip("/"), "/" in line, dirs_only))  # a slash before the end anchors it (git's rule)
+    return out
+
+
+def _ignored_here(folder: Path, name: str, is_dir: bool, rules: list[tuple[Path, list]]) -> bool:
+    """Whether ``folder/name`` is ignored by any .gitignore from the root down to ``folder``."""
+    return any(_ignored((folder / name).relative_to(base).as_posix(), name, is_dir, patterns)
+               for base, patterns in rules)
+
+
+def walk_files(root: Path) -> list[str]:
+    """The files git would list (tracked or new, not ignored) found without git: every .gitignore on the way down
+    applies to its folder, as git's do."""
+    found = []
+    scopes: dict[Path, list[tuple[Path, list]]] = {root: [(root, _read_ignore(root / ".gitignore"))]}
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        rules = scopes.pop(here)
+        if here != root:
+            rules = rules + [(here, _read_ignore(here / ".gitignore"))]
+
+        dirs[:] = sorted(d for d in dirs if d != ".git" and not _ignored_here(here, d, True, rules))
+        for d in dirs:
+            scopes[here / d] = rules
+        found += [(here / f).relative_to(root).as_posix() for f in sorted(files)
+                  if f != ".git" and not _ignored_here(here, f, False, rules)]  # .git: a file in a worktree
+    return found
+
+
 def project_files(root: Path) -> list[str]:
     """Tracked and new (not ignored) files of the working tree: what the user would commit."""
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root,
-                         check=True, capture_output=True, text=True).stdout
+    if shutil.which("git") and (root / ".git").exists():
+        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root,
+                                check=True, capture_output=True, text=True).stdout.splitlines()
+    else:
+        listed = walk_files(root)
     # Outputs of the project's own run stay behind: the demo produces its own.
-    return [f for f in out.splitlines()
-            if (root / f).is_file() and not f.startswith(("metrics/", "plots/", "dvclive/"))]
+    return [f for f in listed if (root / f).is_file() and not f.startswith(("metrics/", "plots/", "dvclive/"))]
 
 
 def profile_params(params: dict, overrides: list[Path], data: str | None, seed: int | None = None) -> dict:
@@ -63,25 +115,44 @@ def profile_params(params: dict, overrides: list[Path], data: str | None, seed: 
     return params
 
 
-def make_workspace(root: Path, work: Path, overrides: list[Path], data: str | None, seed: int | None = None) -> None:
-    if work.exists():
+MANIFEST = ".workspace-files"  # the project files copied in, one per line: what a resumed workspace replaces
+
+
+def make_workspace(root: Path, work: Path, overrides: list[Path], data: str | None, seed: int | None = None,
+                   fresh: bool = True) -> bool:
+    """Copy the project into ``work`` with the profile's params; return whether an earlier run's workspace was
+    resumed. ``fresh`` deletes it first; otherwise its outputs, DVC cache, checkpoints and dvc.lock stay, its
+    project files are replaced by the project's current ones (those the project no longer has are removed), and
+    ``dvc repro`` reruns only what changed or did not finish."""
+    resumed = not fresh and (work / MANIFEST).is_file()
+    if work.exists() and not resumed:
         shutil.rmtree(work)
-    for rel in project_files(root):
+    files = project_files(root)
+    if resumed:
+        for rel in set((work / MANIFEST).read_text().splitlines()) - set(files):
+            (work / rel).unlink(missing_ok=True)
+    for rel in files:
+        if resumed and rel == "dvc.lock":
+            continue  # the workspace's own lock: what its run has done
         dest = work / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / rel, dest)
-    (work / "dvc.lock").unlink(missing_ok=True)  # the demo's own run starts from nothing
+    if not resumed:
+        (work / "dvc.lock").unlink(missing_ok=True)  # the demo's own run starts from nothing
+    (work / MANIFEST).write_text("\n".join(files) + "\n")
     params = profile_params(yaml.safe_load((work / "params.yaml").read_text()), overrides,
                             str(Path(data).resolve()) if data else None, seed)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
     if shutil.which("git") is None:  # a machine without git (a lent GPU machine may have none): DVC without SCM
         (work / ".dvc" / "config.local").write_text("[core]\n    no_scm = true\n")
-        return
-    # DVC needs an SCM root, and dvclive a commit to hang its run on: one local commit of the copied files.
+        return resumed
+    # DVC needs an SCM root, and dvclive a commit to hang its run on: a local commit of the copied files.
     git = ["git", "-c", "user.name=demo", "-c", "user.email=demo@localhost", "-c", "commit.gpgsign=false"]
-    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+    if not (work / ".git").exists():
+        subprocess.run(["git", "init", "-q"], cwd=work, check=True)
     subprocess.run([*git, "add", "-A"], cwd=work, check=True)
-    subprocess.run([*git, "commit", "-qm", "demo workspace"], cwd=work, check=True)
+    subprocess.run([*git, "commit", "-qm", "demo workspace", "--allow-empty"], cwd=work, check=True)
+    return resumed
 
 
 def summary_lines(work: Path) -> list[str]:
@@ -119,6 +190,8 @@ def main(argv=None) -> int:
                    help="only write the profile's params (params.yaml + overrides, --data as given) to PATH: how the "
                         "committed results are regenerated in the project itself (docs/results.md)")
     p.add_argument("--seed", type=int, help="the params' seed instead of the profile's (scripts/seeds.py)")
+    p.add_argument("--fresh", action="store_true",
+                   help="start over: delete the workspace (its outputs, cache and checkpoints) instead of resuming")
     args = p.parse_args(argv)
     files, folder, banner = PROFILES[args.profile]
     work = Path(args.workspace or ROOT / folder).resolve()
@@ -127,16 +200,23 @@ def main(argv=None) -> int:
         sys.exit(f"--data {args.data}: no such folder")
     if args.profile == "demo" and args.data:
         overrides.append(ROOT / "demo/real-data-overrides.yaml")
-    if args.profile == "laptop" and not args.data:
-        sys.exit("--profile laptop learns from the real DialogSum: pass --data (e.g. ../shared/data/dialogsum); "
-                 "the shipped sample's 42 dialogues are too few to learn from")
+    from_hub = args.profile == "laptop" and not args.data
     if args.write_params:
         params = profile_params(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides, args.data, args.seed)
         Path(args.write_params).write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
         return 0
     print(banner, flush=True)
-    make_workspace(ROOT, work, overrides, args.data, args.seed)
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    if from_hub:  # the learning profile needs the real DialogSum; without a local copy, params.yaml's Hub id
+        source = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["source"]
+        print(f"No --data: DialogSum comes from data.source ({source}), downloaded once into the Hugging Face "
+              "cache; --data FOLDER uses a local copy instead.", flush=True)
+    resumed = make_workspace(ROOT, work, overrides, args.data, args.seed, fresh=args.fresh)
+    if resumed:
+        print(f"Resuming in {work}: what finished is kept, what changed or did not finish runs (--fresh starts "
+              "over).", flush=True)
+    # Offline unless the data must come from the Hub: every model of both profiles is built here.
+    env = os.environ if from_hub else os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                                                    "TRANSFORMERS_OFFLINE": "1"}
     repro = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, env=env)
     if repro.returncode:
         print(f"\n{args.profile}: `dvc repro` in {work} failed (exit {repro.returncode}); its message is above.",

@@ -73,9 +73,11 @@ class MemoryPeak:
         self._stop.set()
 
 
-def repro(work: Path) -> tuple[dict, int]:
-    """``dvc repro`` in the workspace, streamed; each stage's wall time from when DVC announced it."""
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+def repro(work: Path, offline: bool = True) -> tuple[dict, int]:
+    """``dvc repro`` in the workspace, streamed; each stage's wall time from when DVC announced it. ``offline``:
+    nothing from the Hub (False when the data comes from it)."""
+    env = os.environ | ({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+                        if offline else {})
     proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=work, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1)
     starts: list[tuple[str, float]] = []
@@ -176,25 +178,28 @@ def processes_figures(work: Path) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(ROOT.parent / "shared/data/dialogsum"), help="a DialogSum-layout folder")
+    p.add_argument("--data", help="a DialogSum-layout folder (default: ../shared/data/dialogsum when it exists, "
+                                   "else params.yaml's data.source, read from the Hub)")
     p.add_argument("--workspace", default=str(ROOT / ".gpu-check"))
     p.add_argument("--out", help="the figures (default: <workspace>/gpu-check.json)")
     p.add_argument("--tiny", action="store_true", help="the demo's size on a CPU: what CI runs")
     args = p.parse_args(argv)
-    if not Path(args.data).is_dir():
-        sys.exit(f"--data {args.data}: no such folder")
+    shared = ROOT.parent / "shared/data/dialogsum"
+    data = args.data or (str(shared) if shared.is_dir() else None)
+    if data is not None and not Path(data).is_dir():
+        sys.exit(f"--data {data}: no such folder")
     started = time.perf_counter()
     work = Path(args.workspace).resolve()
     overrides = [ROOT / "configs/gpu-check.yaml"] + ([ROOT / "configs/gpu-check-tiny.yaml"] if args.tiny else [])
     figures: dict = {"tiny": args.tiny, "tests": run_tests()}
-    make_workspace(ROOT, work, overrides, args.data)
+    make_workspace(ROOT, work, overrides, data)  # fresh: a check times a whole run
     import torch
 
     device_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     figures["machine"] = {"gpu": device_name, "gpus": torch.cuda.device_count(), "torch": torch.__version__,
                           "cuda": torch.version.cuda}
     with MemoryPeak() as memory:
-        figures["stages_s"], code = repro(work)
+        figures["stages_s"], code = repro(work, offline=data is not None)
     figures["peak_gpu_memory_mib"] = memory.peak_mib
     if code:
         figures["error"] = f"dvc repro failed with exit code {code}"
