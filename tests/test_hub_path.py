@@ -142,6 +142,20 @@ def test_dataset_rows_come_from_the_hub_id(hub_run):
     assert prepared == [r["id"] for r in load_local_splits(SAMPLE)["test"]]
 
 
+def test_laptop_profile_without_local_data_reads_the_hub_id(hub_run, tmp_path):
+    """`make laptop` with no local DialogSum (issue 36): the profile's workspace keeps data.source, the Hub id, and
+    its data stage reads the same rows from the Hugging Face cache as the default path does."""
+    _, env, _, _ = hub_run
+    work = tmp_path / "laptop"
+    make_workspace(ROOT, work, [ROOT / "configs/laptop.yaml"], None)
+    assert yaml.safe_load((work / "params.yaml").read_text())["data"]["source"] == PARAMS["data"]["source"]
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "prepare_data"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads((work / "metrics/data.json").read_text())
+    assert data["source"] == "knkarthick/dialogsum" and data["rows"] == {"train": 30, "validation": 6, "test": 18}
+
+
 def test_base_model_is_the_pinned_commit_not_main(hub_run):
     work, _, _, stand_ins = hub_run
     info = json.loads((work / "metrics/models/base.json").read_text())
