@@ -30,10 +30,11 @@ def _render(page_path: Path) -> tuple[dict, list[str], list[str]]:
         page.on("request", lambda r: requests.append(r.url))
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(page_path.as_uri(), wait_until="load")
-        try:
-            page.wait_for_selector(f"#{PLOTS[0]} svg path", timeout=20_000)
-        except Exception:  # noqa: BLE001 (nothing rendered: reported by the counts below)
-            pass
+        for plot in PLOTS:
+            try:
+                page.wait_for_selector(f"#{plot} svg path", timeout=20_000)
+            except Exception:  # noqa: BLE001 (nothing rendered: reported by the counts below)
+                break
         drawn = {plot: page.locator(f"#{plot} svg path").count() for plot in PLOTS}
         browser.close()
     return drawn, errors, [u for u in requests if not u.startswith(("file:", "data:"))]

@@ -1,5 +1,7 @@
 """The report's words: what it calls significant."""
 
+import pytest
+
 from summarizer.report import ppo_lines
 
 
@@ -88,5 +90,7 @@ def test_the_running_mean_removes_the_megabatch_zigzag():
     means = running_mean(falling)
     assert all(b < a for a, b in zip(means, means[1:]))
     assert running_mean([(1, 9.0), (25, 4.0)]) == [9.0, (9.0 + 4.0 * 24) / 25]  # weighted by the steps covered
+    # logged every 30 steps: at step 60 the window (10, 60] holds 20 steps of the first log and 30 of the second
+    assert running_mean([(30, 1.0), (60, 2.0)]) == [1.0, pytest.approx((20 * 1.0 + 30 * 2.0) / 50)]
     table = loss_table({"full": {"train": zigzag, "validation": [(400, 2.4)]}})
     assert table[table.split == "validation"]["loss_mean"].isna().all()

@@ -65,6 +65,8 @@ def test_holm_matches_the_textbook_step_down():
 
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert holm([0.5, 0.9]) == [1.0, 1.0] and holm([]) == [] and holm([0.2]) == [0.2]
+    with pytest.raises(ValueError, match="NaN"):
+        holm([0.01, float("nan")])
 
 
 def test_paired_bootstrap_identical_systems():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -170,6 +171,7 @@ class CTranslate2Generator(TextGenerator):
         # Settings whose beam search CTranslate2 cannot reproduce (beam_mismatch) go to this generator (the
         # transformers one, built on first use), so that beam4 means one thing whatever generation.backend says.
         self._fallback_factory, self._fallback = fallback, None
+        self._fallback_lock = threading.Lock()  # the app serves requests from several threads: build it once
         kind, index = device_of(device)
         self.on_cpu = kind == "cpu"
         self.compute_type = compute_type
@@ -204,9 +206,10 @@ class CTranslate2Generator(TextGenerator):
         if why is None:
             return super().generate(prompts, params, **kwargs)
         self.check(params)
-        if self._fallback is None:
-            log.info("generating with transformers, not CTranslate2: %s", why)
-            self._fallback = self._fallback_factory()
+        with self._fallback_lock:
+            if self._fallback is None:
+                log.info("generating with transformers, not CTranslate2: %s", why)
+                self._fallback = self._fallback_factory()
         return self._fallback.generate(prompts, params, **kwargs)
 
     def _seed(self, seed: int) -> None:

@@ -150,7 +150,7 @@ def loss_curves(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, png, df, csv, note, caption="Faint: the logged training loss, which zig-zags because length-grouped "
-          "batches come long to short in megabatches of 50; solid: its mean over the last 50 steps.")
+          "batches come long to short in megabatches (up to 50 batches); solid: its mean over the last 50 steps.")
 
 
 def toxicity_before_after(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None) -> None:

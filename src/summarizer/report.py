@@ -62,10 +62,10 @@ def running_mean(points: Sequence[tuple[int, float]], window: int = MEGABATCH_ST
     for i, (step, _) in enumerate(points):
         total = covered = 0.0
         for j in range(i, -1, -1):
-            start = points[j - 1][0] if j else 0
-            if start < step - window and j < i:
+            start, end = (points[j - 1][0] if j else 0), points[j][0]
+            steps = end - max(start, step - window)  # the part of (start, end] inside (step - window, step]
+            if steps <= 0:
                 break
-            steps = points[j][0] - start
             total, covered = total + points[j][1] * steps, covered + steps
         out.append(total / covered if covered else points[i][1])
     return out
@@ -214,12 +214,14 @@ def splice_table(text: str, table: str) -> str:
 
 def _correction(comparison: Mapping[str, dict], alpha: float) -> str:
     """How "significant" is decided, from what compare wrote (nothing for metrics written before it corrected)."""
-    c = next((block["correction"] for block in comparison.values() if "correction" in block), None)
-    if c is None:
+    corrections = [block["correction"] for block in comparison.values() if "correction" in block]
+    if not corrections:
         return f"; significant: p < {alpha}"
+    sizes = sorted({c["tests_per_family"] for c in corrections})
+    tests = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
     return (f"; significant: Holm–Bonferroni-adjusted p < {alpha} within its family — every variant × ROUGE metric "
-            f"compared with the same system under the same protocol, {c['tests_per_family']} tests — from "
-            f"{c['resamples']:,} paired bootstrap resamples")
+            f"compared with the same system under the same protocol, {tests} tests — from "
+            f"{corrections[0]['resamples']:,} paired bootstrap resamples")
 
 
 def _interval(d: Mapping) -> str:
@@ -269,11 +271,13 @@ def ppo_lines(train: Mapping, detox: Mapping, alpha: float, words: Mapping[str, 
     before, after = ((words or {}).get(detox[side]["variant"]) for side in ("before", "after"))
     if before is not None and after is not None:
         out[-1] += f" Mean summary length {before:.1f} → {after:.1f} words"
+        shrunk_and_fell = after < before / 2 and t["difference"] < 0
         # Not "it wrote less": the policy finds short stock texts the classifier scores as very inoffensive
         # (issue 34: the empty text's margin 3.28, a stub's 3.72-5.86, a real summary's 1.24) and repeats them.
-        out[-1] += (": the summaries shrank to under half their length. A reward won this way games the classifier "
-                    "(short stock phrases it scores as inoffensive), so this drop is no evidence of detoxification "
-                    "(docs/ppo.md)." if after < before / 2 else ".")
+        out[-1] += (": the summaries shrank to under half their length. Such a drop can come from gaming the "
+                    "classifier (short stock phrases it scores as inoffensive) rather than from removing anything "
+                    "offensive, so it is no evidence of detoxification by itself (docs/ppo.md)."
+                    if shrunk_and_fell else ".")
     return out
 
 

@@ -171,6 +171,8 @@ def holm(p_values: Sequence[float]) -> list[float]:
     Calling a test significant when its adjusted p is below alpha keeps the chance of even one false "significant"
     in the family at most alpha, whatever the tests' dependence (Holm 1979)."""
     p = np.asarray(p_values, dtype=float)
+    if np.isnan(p).any():
+        raise ValueError("holm: a p-value is NaN")
     adjusted, running = np.empty_like(p), 0.0
     for rank, i in enumerate(np.argsort(p, kind="stable")):
         running = max(running, (len(p) - rank) * p[i])

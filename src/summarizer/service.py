@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from summarizer.config import VARIANTS, Params
+from summarizer.config import VARIANTS, GenerationParams, Params
 from summarizer.errors import USER_ERRORS
 from summarizer.io import rounded
 from summarizer.backends import load_generator
@@ -168,12 +168,15 @@ class Summarizer:
                                                     device=self.device)
             return self._models[variant]
 
+    def _params(self, options: Options) -> GenerationParams:
+        return dataclasses.replace(self.cfg.generation, max_new_tokens=options.max_new_tokens,
+                                   do_sample=options.do_sample, temperature=options.temperature,
+                                   num_beams=options.num_beams)
+
     def _generate(self, generator: TextGenerator, dialogues: Sequence[str], options: Options,
                   desc: str | None = None) -> list[str]:
         """``desc`` shows a progress bar (tqdm on stderr; the app's page follows it) under that name."""
-        params = dataclasses.replace(self.cfg.generation, max_new_tokens=options.max_new_tokens,
-                                     do_sample=options.do_sample, temperature=options.temperature,
-                                     num_beams=options.num_beams)
+        params = self._params(options)
         prompts, _ = fitted_prompts(generator.tokenizer, dialogues, self.cfg.prompt.template,
                                     self.cfg.prompt.max_source_tokens)
         return generator.generate(prompts, params, seed=self.cfg.seed, desc=desc or "generating",
@@ -208,7 +211,9 @@ class Summarizer:
             summary = self._generate(model, [combined], options)[0] if combined else ""
         toxicity = float(self._scorer.toxic_probability([summary])[0]) if self._scorer else float("nan")
         elapsed = time.perf_counter() - start
-        return Summary(variant, summary, rounded(toxicity, 4), rounded(elapsed, 3), len(chunks), cut, model.backend)
+        # the backend that generated it: CTranslate2 hands the beam searches it cannot reproduce to transformers
+        return Summary(variant, summary, rounded(toxicity, 4), rounded(elapsed, 3), len(chunks), cut,
+                       model.backend_for(self._params(options)))
 
 
 def user_message(err: Exception) -> str:
