@@ -4,8 +4,9 @@ On the pipeline's own models (after `dvc repro`, e.g. the learning profile's), f
 ``--n`` test dialogues in the instruction prompt:
 - greedy, float32: the share of summaries whose token ids are identical, and for the others the logit margin
   (top-1 minus top-2 log-probability under transformers) at the first token where they part — a near-tie, or not;
-- beam search (4 beams) and sampling (the params' temperature / top-k / top-p, one seed): ROUGE-1/L of each
-  backend with 95% CIs, and the paired difference;
+- beam search (4 beams, without a repetition penalty: CTranslate2's own beam search; and with the params' penalty,
+  which CTranslate2 hands to transformers, ct2.beam_mismatch) and sampling (the params' temperature / top-k /
+  top-p, one seed): ROUGE-1/L of each backend with 95% CIs, the paired difference and which backend generated;
 - int8: ROUGE of CTranslate2 int8 against float32 greedy (paired difference with its CI).
 
     python benchmarks/backend_parity.py [--models models] [--variant full] [--n 200] [--params P] [--json]
@@ -94,12 +95,14 @@ def main(argv=None) -> dict:
                 for k in ("rouge1", "rougeL")}
         return {"a": ma, "b": mb, "b_minus_a": diff}
 
-    settings = {"beam4": dataclasses.replace(greedy, num_beams=4),
+    settings = {"beam4": dataclasses.replace(greedy, num_beams=4, repetition_penalty=1.0),
+                "beam4_params_penalty": dataclasses.replace(greedy, num_beams=4),
                 "sampling": dataclasses.replace(greedy, do_sample=True)}
     for name, params in settings.items():
         a = hf.generate(prompts, params, seed=cfg.seed, progress=False).texts
         b = fast["float32"].generate(prompts, params, seed=cfg.seed, progress=False).texts
-        figures[name] = {"a": "transformers", "b": "ctranslate2 float32", **versus(a, b),
+        figures[name] = {"a": "transformers", "b": f"ctranslate2 float32 ({fast['float32'].backend_for(params)})",
+                         "repetition_penalty": params.repetition_penalty, **versus(a, b),
                          "identical_texts": sum(x == y for x, y in zip(a, b))}
     f32 = fast["float32"].generate(prompts, greedy, progress=False).texts
     i8 = fast["int8"].generate(prompts, greedy, progress=False).texts
@@ -107,7 +110,8 @@ def main(argv=None) -> dict:
                                          "identical_texts": sum(x == y for x, y in zip(f32, i8))}
     g = figures["greedy_float32"]
     line = (f"backend parity ({args.variant}, {len(prompts)} dialogues): greedy ids identical {g['identical']}/"
-            f"{len(prompts)}; beam-4 ROUGE-L ct2−hf {figures['beam4']['b_minus_a']['rougeL']['difference']:+.4f}; "
+            f"{len(prompts)}; beam-4 ROUGE-L ct2−hf {figures['beam4']['b_minus_a']['rougeL']['difference']:+.4f} "
+            f"({figures['beam4']['identical_texts']} identical); "
             f"sampling {figures['sampling']['b_minus_a']['rougeL']['difference']:+.4f}; int8−fp32 "
             f"{figures['int8_vs_float32_greedy']['b_minus_a']['rougeL']['difference']:+.4f}")
     return report(line, figures, args.json)
