@@ -115,6 +115,17 @@ def profile_params(params: dict, overrides: list[Path], data: str | None, seed: 
     return params
 
 
+def workspace_env(work: Path, offline: bool = True, base: dict | None = None) -> dict[str, str]:
+    """The environment a workspace's `dvc repro` runs in: its own copy of the library first on the import path
+    (the project's editable install would otherwise run the project's src/, whatever has changed there since the
+    copy, while dvc.lock records the copy's hashes), and offline unless the data must come from the Hub."""
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = os.pathsep.join([str(work / "src"), *filter(None, [env.get("PYTHONPATH")])])
+    if offline:
+        env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return env
+
+
 MANIFEST = ".workspace-files"  # the project files copied in, one per line: what a resumed workspace replaces
 
 
@@ -214,9 +225,7 @@ def main(argv=None) -> int:
     if resumed:
         print(f"Resuming in {work}: what finished is kept, what changed or did not finish runs (--fresh starts "
               "over).", flush=True)
-    # Offline unless the data must come from the Hub: every model of both profiles is built here.
-    env = os.environ if from_hub else os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-                                                    "TRANSFORMERS_OFFLINE": "1"}
+    env = workspace_env(work, offline=not from_hub)  # every model of both profiles is built here
     repro = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, env=env)
     if repro.returncode:
         print(f"\n{args.profile}: `dvc repro` in {work} failed (exit {repro.returncode}); its message is above.",

@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from demo import ROOT, make_workspace
+from demo import ROOT, make_workspace, workspace_env
 
 # Dense bf16 peak FLOP/s (no sparsity) by the name torch reports, for the model FLOPs utilisation.
 BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10": 125e12}
@@ -76,8 +76,7 @@ class MemoryPeak:
 def repro(work: Path, offline: bool = True) -> tuple[dict, int]:
     """``dvc repro`` in the workspace, streamed; each stage's wall time from when DVC announced it. ``offline``:
     nothing from the Hub (False when the data comes from it)."""
-    env = os.environ | ({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-                        if offline else {})
+    env = workspace_env(work, offline=offline)  # the workspace's own copy of the library, offline or not
     proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=work, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1)
     starts: list[tuple[str, float]] = []

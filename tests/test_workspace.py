@@ -103,6 +103,22 @@ def test_laptop_without_local_data_reads_the_hub_id(tmp_path, monkeypatch):
     assert calls[0][2] is True and next(kw["env"] for cmd, kw in calls[1:])["HF_HUB_OFFLINE"] == "1"
 
 
+def test_a_workspace_runs_its_own_copy_of_the_library(tmp_path):
+    """A workspace's stages import its copy of src/, not the project's editable install: the project's code may
+    change while a run is under way (scripts/seeds.py met exactly that: a stage script of the copy importing a
+    name the project had since moved)."""
+    import sys
+
+    (tmp_path / "src/summarizer").mkdir(parents=True)
+    (tmp_path / "src/summarizer/__init__.py").write_text("")
+    env = demo.workspace_env(tmp_path, base={"PATH": os.environ["PATH"], "PYTHONPATH": "/elsewhere"})
+    assert env["PYTHONPATH"] == f"{tmp_path / 'src'}{os.pathsep}/elsewhere" and env["HF_HUB_OFFLINE"] == "1"
+    where = subprocess.run([sys.executable, "-c", "import summarizer; print(summarizer.__file__)"], env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert where == str(tmp_path / "src/summarizer/__init__.py")
+    assert "HF_HUB_OFFLINE" not in demo.workspace_env(tmp_path, offline=False, base={})
+
+
 @pytest.mark.parametrize("target,expected", [("laptop", "--profile laptop"), ("demo", "scripts/demo.py")])
 def test_make_passes_fresh_and_drops_a_missing_data_folder(target, expected):
     dry = subprocess.run(["make", "-n", target, "FRESH=1", "LAPTOP_DATA="], cwd=ROOT, capture_output=True,
