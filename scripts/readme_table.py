@@ -1,5 +1,7 @@
 """Copy the results table the report stage wrote (metrics/README.md, between its markers) into README.md and
-docs/results.md, so that the figures a reader sees first are the committed metrics' (`make readme`).
+docs/results.md, and the seeds tables scripts/seeds.py makes from metrics/seeds.json (the summary into both, each
+seed's row into docs/results.md), so that the figures a reader sees first are the committed metrics' (`make
+readme`).
 
     python scripts/readme_table.py            # after `dvc repro` (or the committed-results regeneration)
     python scripts/readme_table.py --check    # exit 1, naming the file, when a copy differs (CI's drift test)
@@ -11,10 +13,34 @@ import argparse
 import sys
 from pathlib import Path
 
-from summarizer.report import TABLE_BEGIN, TABLE_END, splice_table
+import json
+
+import seeds
+from summarizer.report import TABLE_BEGIN, TABLE_END
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIES = ("README.md", "docs/results.md")
+
+
+def splice(text: str, block: str, begin: str, end: str, name: str) -> str:
+    """``text`` with the block between ``begin`` and ``end`` (markers included) replaced by ``block``."""
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise SystemExit(f"{name}: no {begin[5:begin.index(':')]} markers")
+    return text[:start] + block + text[stop + len(end):]
+
+
+def blocks(root: Path) -> dict[str, list[tuple[str, str, str]]]:
+    """Per copy, the generated blocks it carries: (block, begin marker, end marker)."""
+    results = (generated_table(root), TABLE_BEGIN, TABLE_END)
+    out = {name: [results] for name in COPIES}
+    if (root / "metrics/seeds.json").exists():
+        data = json.loads((root / "metrics/seeds.json").read_text(encoding="utf-8"))
+        summary = (seeds.summary_table(data["summary"]), seeds.SUMMARY_BEGIN, seeds.SUMMARY_END)
+        rows = (seeds.rows_table(data["seeds"]), seeds.ROWS_BEGIN, seeds.ROWS_END)
+        out["README.md"].append(summary)
+        out["docs/results.md"] += [summary, rows]
+    return out
 
 
 def generated_table(root: Path) -> str:
@@ -31,18 +57,19 @@ def main(argv=None) -> int:
     p.add_argument("--root", default=str(ROOT), help=argparse.SUPPRESS)  # the tests' stand-in project
     args = p.parse_args(argv)
     root = Path(args.root)
-    table = generated_table(root)
     stale = []
-    for name in COPIES:
+    for name, generated in blocks(root).items():
         path = root / name
         text = path.read_text(encoding="utf-8")
-        updated = splice_table(text, table)
+        updated = text
+        for block, begin, end in generated:
+            updated = splice(updated, block, begin, end, name)
         if updated != text:
             stale.append(name)
             if not args.check:
                 path.write_text(updated, encoding="utf-8")
     if args.check and stale:
-        print(f"{', '.join(stale)}: the results table differs from metrics/README.md's; run `make readme`",
+        print(f"{', '.join(stale)}: a generated table differs from the metrics'; run `make readme`",
               file=sys.stderr)
         return 1
     print(("updated: " + ", ".join(stale)) if stale else "the results tables match metrics/README.md")

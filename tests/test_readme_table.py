@@ -6,6 +6,7 @@ import json
 import pytest
 
 import readme_table
+import seeds
 from helpers import ROOT
 from summarizer.report import TABLE_BEGIN, TABLE_END, readme_table as build_table, splice_table
 
@@ -24,6 +25,18 @@ def test_readme_and_results_tables_are_what_the_committed_metrics_give():
     for name in readme_table.COPIES:
         text = (ROOT / name).read_text(encoding="utf-8")
         assert text[text.index(TABLE_BEGIN):text.index(TABLE_END) + len(TABLE_END)] == table, name
+
+
+def test_readme_and_results_seeds_tables_are_what_metrics_seeds_json_gives():
+    """The learning profile over seeds (scripts/seeds.py --out metrics): its summary in README.md and
+    docs/results.md, each seed's row in docs/results.md, as metrics/seeds.json has them."""
+    data = json.loads((ROOT / "metrics/seeds.json").read_text())
+    summary, rows = seeds.summary_table(data["summary"]), seeds.rows_table(data["seeds"])
+    for name, wanted in (("README.md", [summary]), ("docs/results.md", [summary, rows])):
+        text = (ROOT / name).read_text(encoding="utf-8")
+        for block in wanted:
+            assert block in text, f"{name}: run `make readme`"
+    assert len(data["seeds"]) >= 3 and str(data["committed"]) in data["seeds"]
 
 
 def test_the_table_reads_the_paired_test_and_the_counts():
@@ -49,3 +62,27 @@ def test_make_readme_replaces_only_the_block_and_check_finds_a_stale_copy(tmp_pa
     assert readme_table.main(["--check", "--root", str(tmp_path)]) == 0
     with pytest.raises(ValueError, match="no results-table markers"):
         splice_table("no markers here", table)
+
+
+def test_make_readme_copies_the_seeds_tables(tmp_path):
+    for folder in ("metrics", "docs"):
+        (tmp_path / folder).mkdir()
+    table = f"{TABLE_BEGIN}\n| t |\n{TABLE_END}"
+    (tmp_path / "metrics/README.md").write_text(table)
+    row = {"rouge1": 0.3, "rougeL": 0.25, "distinct_share": 1.0, "rougeL_vs_lead": 0.05,
+           "rougeL_vs_lead_ci": [0.04, 0.06]}
+    data = {"seeds": {"7": {"copy_gain": 0.8, "minutes": 30.0} | {v: row for v in seeds.METHODS}},
+            "summary": {v: {k: {"mean": 0.1, "min": 0.0, "max": 0.2} for k in row if k != "rougeL_vs_lead_ci"}
+                        for v in seeds.METHODS}, "committed": None}
+    (tmp_path / "metrics/seeds.json").write_text(json.dumps(data))
+    markers = (f"{seeds.SUMMARY_BEGIN}\nold\n{seeds.SUMMARY_END}", f"{seeds.ROWS_BEGIN}\nold\n{seeds.ROWS_END}")
+    (tmp_path / "README.md").write_text(f"{table}\n{markers[0]}\n")
+    (tmp_path / "docs/results.md").write_text(f"{table}\n{markers[0]}\n{markers[1]}\n")
+    assert readme_table.main(["--check", "--root", str(tmp_path)]) == 1
+    assert readme_table.main(["--root", str(tmp_path)]) == 0
+    results = (tmp_path / "docs/results.md").read_text()
+    assert seeds.summary_table(data["summary"]) in results and seeds.rows_table(data["seeds"]) in results
+    assert "| 7 | 0.800 | 30 |" in results and "old" not in results
+    (tmp_path / "README.md").write_text(table)  # the seeds markers missing: said, not skipped
+    with pytest.raises(SystemExit, match="README.md: no seeds-summary markers"):
+        readme_table.main(["--root", str(tmp_path)])
