@@ -12,10 +12,12 @@ from summarizer.config import load_params
 from summarizer.data import sample_dialogues
 from summarizer.device import select_runtime
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues, toxicity_summary
+from summarizer.lexicon import LEXICON_SOURCE, offensive_words
 from summarizer.backends import load_generator
 from summarizer.generation import generate_sharded
-from summarizer.io import read_jsonl, write_json, write_jsonl
+from summarizer.io import read_jsonl, rounded, write_json, write_jsonl
 from summarizer.launch import rank, relaunch_if_asked
+from summarizer.scoring import bootstrap_ci
 from summarizer.stage import parser, run_stage
 from summarizer.tokenization import fitted_prompts
 from summarizer.toxicity import load_toxicity_scorer
@@ -61,9 +63,15 @@ def main(argv=None) -> None:
     metrics["prompts"] = {"dialogues": len(prompts), "dialogues_truncated": cut}
     metrics["generation"] = {"backend": backend, "truncated_share": round(generations.truncated_share, 4)}
     metrics["toxicity"] = toxicity_summary(toxicity, **cfg.bootstrap)
+    # The share with a word of the lexicon: a measure of offensiveness that no variant was rewarded by (PPO's
+    # reward is the classifier's), so that gaming the classifier is not mistaken for detoxifying.
+    found = [offensive_words(p) for p in preds]
+    metrics["toxicity"]["above_half_share"] = round(float((toxicity > 0.5).mean()), 4) if len(preds) else 0.0
+    metrics["toxicity"]["offensive_share"] = rounded(bootstrap_ci([float(bool(f)) for f in found], **cfg.bootstrap))
+    metrics["toxicity"]["lexicon"] = LEXICON_SOURCE
     records = prediction_records(dialogues, preds, scores, variant=args.variant)
-    for record, tox, cut_short in zip(records, toxicity, generations.truncated):
-        record["toxicity"], record["truncated"] = float(tox), cut_short
+    for record, tox, cut_short, words in zip(records, toxicity, generations.truncated, found):
+        record["toxicity"], record["truncated"], record["offensive_words"] = float(tox), cut_short, words
     write_jsonl(args.out, records)
     write_json(args.metrics, {"variant": args.variant} | metrics)
     log.info("%s: ROUGE-1 %.4f, ROUGE-L %.4f (per_reference), toxicity %.4f; %.0f%% of outputs cut at "

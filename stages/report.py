@@ -19,11 +19,12 @@ def main(argv=None) -> None:
     p.add_argument("--worst", type=Path, required=True, help="per-variant worst examples (quote the dataset)")
     p.add_argument("--table", type=Path, required=True, help="the markdown results table")
     p.add_argument("--errors", type=Path, required=True, help="error-category counts and shares (JSON)")
+    p.add_argument("--ablation", type=Path, help="the PPO ablation's metrics (scripts/ppo_ablation.py), if run")
     args = p.parse_args(argv)
     cfg = load_params(args.params)
     paths = ReportPaths(metrics_dir=args.metrics_dir, predictions=args.predictions, test=args.test,
                         dvclive=args.dvclive, plots=args.plots, worst=args.worst, table=args.table,
-                        errors=args.errors)
+                        errors=args.errors, ablation=args.ablation)
     write_report(paths, cfg.report)
 
 

@@ -13,6 +13,7 @@ CI = dict(resamples=200, confidence=0.95, seed=0)
 def _records(rouge_l: list[float], toxicity: list[float], rows: int = 1) -> list[dict]:
     scores = {k: v for k, v in (("rouge1", 0.0), ("rouge2", 0.0), ("rougeL", 0.0), ("rougeLsum", 0.0))}
     return [{"dialogue_id": f"d{i}", "ids": [f"d{i}_{j}" for j in range(rows)], "toxicity": t,
+             "prediction": f"summary {i}", "offensive_words": [],
              "scores": {p: scores | {"rougeL": r} for p in ("per_reference", "best_of_refs")}}
             for i, (r, t) in enumerate(zip(rouge_l, toxicity))]
 

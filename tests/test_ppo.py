@@ -18,8 +18,8 @@ from summarizer.config import parse_params
 from summarizer.device import Runtime
 from summarizer.io import read_jsonl
 from summarizer.modeling import build_tiny_t5, load_summarizer, load_tokenizer
-from summarizer.ppo import (encode_queries, generate_responses, heldout_reward, load_policy, make_trainer, run_ppo,
-                            save_policy, select_prompts, split_heldout)
+from summarizer.ppo import (PpoReward, cut_at_eos, encode_queries, generate_responses, heldout_reward, load_policy,
+                            make_trainer, run_ppo, sample, save_policy, select_prompts, split_heldout)
 from summarizer.toxicity import load_toxicity_scorer
 
 CPU = Runtime("cpu", "fp32")
@@ -65,9 +65,10 @@ def _trainer(base, adapter, cfg, runtime=CPU):
 
 
 def test_select_prompts_filters_and_shuffles_by_seed():
-    rows = [{"dialogue": "x" * n} for n in (150, 200, 201, 1000, 1001, 500)]
+    rows = [{"dialogue": "x" * n, "summary": str(n)} for n in (150, 200, 201, 1000, 1001, 500)]
     a = select_prompts(rows, "<{dialogue}>", 200, 1000, seed=1)
-    assert sorted(len(p) - 2 for p in a) == [201, 500, 1000]
+    assert sorted(len(p.prompt) - 2 for p in a) == [201, 500, 1000]
+    assert all(p.reference == str(len(p.prompt) - 2) for p in a)
     assert a == select_prompts(rows, "<{dialogue}>", 200, 1000, seed=1)
 
 
@@ -301,3 +302,101 @@ def test_before_and_after_ppo_are_one_representation(base, sft_adapter, tmp_path
     old_before = logits(load_summarizer(sft_adapter, base, **bf16))  # what was compared before
     assert not torch.equal(old_before, after)
     assert load_summarizer(tmp_path / "ppo_start").config.dropout_rate > 0  # saved like ppo: the base's dropout
+
+
+@pytest.fixture(scope="module")
+def eos_prone_base(base, tmp_path_factory):
+    """The tiny base with EOS made likely but not certain: its output row for EOS points along the decoder's mean
+    final state, so that sampled responses end at varied lengths (a random tiny model almost never samples EOS)."""
+    model, tokenizer = load_summarizer(base), load_tokenizer(base)
+    ids = tokenizer(["a b c d e f g"] * 2, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        state = model(input_ids=ids, decoder_input_ids=torch.zeros((2, 6), dtype=torch.long),
+                      output_hidden_states=True).decoder_hidden_states[-1].mean(dim=(0, 1))
+        head = model.get_output_embeddings().weight
+        head[tokenizer.eos_token_id] = 2.0 * state / state.norm() * head.norm(dim=1).mean()
+    out = tmp_path_factory.mktemp("eos") / "base"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def test_fixed_length_sampling_returns_exactly_n_tokens_and_scores_the_text_cut_at_the_first_eos(
+        eos_prone_base, prompts):
+    """Ziegler et al.'s sampling: EOS is sampled (not suppressed) but stops nothing, every response has the same
+    length, and the reward sees the text up to the first EOS. The course's sampling stops at EOS instead."""
+    adapter = perturbed_lora_adapter(eos_prone_base, _cfg().lora, eos_prone_base.parent / "lora", scale=0.1)
+    cfg = _cfg(max_new_tokens=12, fixed_length=True)
+    trainer = _trainer(eos_prone_base, adapter, cfg)
+    eos = trainer.tokenizer.eos_token_id
+    queries = encode_queries(trainer.tokenizer, prompts[:16], 512)
+    torch.manual_seed(0)
+    responses, texts, lengths = sample(trainer, queries, cfg.ppo, max_new_tokens=12, batch_size=8)
+    assert all(len(r) == 13 for r in responses)  # the start token and exactly 12 sampled tokens
+    ended_early = [r for r in responses if eos in r[1:-1].tolist()]
+    assert len(ended_early) >= 4, "the test model must sample EOS inside some responses"
+    for r, text, n in zip(responses, texts, lengths):
+        cut = r[1:].tolist()
+        cut = cut[:cut.index(eos)] if eos in cut else cut
+        assert n == len(cut) and text == trainer.tokenizer.decode(cut, skip_special_tokens=True)
+    assert any(n < 11 for n in lengths)
+
+    course = _cfg(max_new_tokens=12, fixed_length=False).ppo
+    torch.manual_seed(0)
+    stopped, _, _ = sample(trainer, queries, course, max_new_tokens=12, batch_size=8)
+    assert any(len(r) < 13 for r in stopped)  # ends at EOS (trl cuts each response after its first EOS)
+
+
+def test_the_reward_scores_the_text_before_the_first_eos_not_what_follows(base, sft_adapter, prompts):
+    """After its first EOS a fixed-length response goes on with ordinary tokens; none of them reach the scorer."""
+    cfg = _cfg(max_new_tokens=6, fixed_length=True)
+    trainer = _trainer(base, sft_adapter, cfg)
+    tok = trainer.tokenizer
+    a, b, c, d = tok("hello world again today", add_special_tokens=False)["input_ids"][:4]
+    crafted = torch.tensor([[0, a, b, tok.eos_token_id, c, d, c], [0, c, d, a, b, a, b]])
+    trainer.model.generate = lambda **kwargs: crafted[:kwargs["input_ids"].shape[0]]
+    queries = encode_queries(tok, prompts[:2], 512)
+    responses, texts, lengths = sample(trainer, queries, cfg.ppo, max_new_tokens=6, batch_size=2)
+    assert [len(r) for r in responses] == [7, 7]  # trl gets every token, after the EOS too
+    assert texts == [tok.decode([a, b]), tok.decode([c, d, a, b, a, b])] and lengths == [2, 6]
+
+
+def test_cut_at_eos_drops_the_start_token_and_everything_from_the_first_eos():
+    assert cut_at_eos(torch.tensor([0, 5, 6, 1, 7, 1]), eos_id=1) == [5, 6]
+    assert cut_at_eos(torch.tensor([0, 5, 6]), eos_id=1) == [5, 6]
+
+
+@pytest.mark.slow  # dozens of PPO steps
+def test_ppo_lowers_the_share_of_greedy_outputs_with_a_penalised_word(base, sft_adapter, prompts):
+    """A tiny policy whose greedy summaries mostly contain one token (its 'insult'); a reward that penalises that
+    token, with the params' reward pieces on (P(non-toxic) term, fixed length, floor). After a few dozen PPO steps
+    fewer greedy outputs contain it: the learning signal reaches what evaluation decodes, not only the samples."""
+    cfg = _cfg(steps=40, batch_size=8, mini_batch_size=4, ppo_epochs=2, lr=5e-3, max_new_tokens=8,
+               init_kl_coef=0.01, adaptive_kl=False, fixed_length=True, quality_weight=0.0, min_summary_tokens=0)
+    trainer = _trainer(base, sft_adapter, cfg)
+    tokenizer, model = trainer.tokenizer, trainer.model.pretrained_model
+    queries = encode_queries(tokenizer, prompts[:32], 512)
+
+    def greedy() -> list[list[int]]:
+        out = []
+        with torch.no_grad():
+            for q in queries:
+                ids = model.generate(input_ids=q[None], do_sample=False, max_new_tokens=8)[0]
+                out.append(cut_at_eos(ids, tokenizer.eos_token_id))
+        return out
+
+    before = greedy()
+    counts = torch.bincount(torch.tensor([t for seq in before for t in set(seq)]), minlength=len(tokenizer))
+    word = int(counts.argmax())
+    share_before = sum(word in seq for seq in before) / len(before)
+    assert share_before >= 0.5, "the tiny policy must emit its word in most greedy outputs"
+    text = tokenizer.decode([word]).strip()
+    assert text, "the word must decode to visible text"
+
+    def margin(texts):  # a classifier's margin: +3 for a clean text, 3 less for each time the word occurs
+        return [3.0 - 3.0 * t.count(text) for t in texts]
+
+    run_ppo(trainer, prompts, PpoReward.from_params(margin, cfg.ppo), cfg.ppo, max_source_tokens=512,
+            seed=cfg.seed, device="cpu", progress=False)
+    share_after = sum(word in seq for seq in greedy()) / len(before)
+    assert share_after <= share_before - 0.3, (share_before, share_after)

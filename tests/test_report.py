@@ -1,28 +1,51 @@
 """The report's words: what it calls significant."""
 
+import numpy as np
 import pytest
 
 from summarizer.report import ppo_lines
 
 
-def _detox(low: float, high: float, p: float) -> dict:
-    tox = {"mean": {"mean": 0.05}}
-    return {"n_dialogues": 500, "before": {"variant": "ppo_start", "toxicity": tox},
-            "after": {"variant": "ppo", "toxicity": tox},
-            "difference": {"toxicity": {"difference": (low + high) / 2, "ci_low": low, "ci_high": high,
-                                        "p_value": p}}}
+def _records(predictions, toxicity):
+    return [{"dialogue_id": f"d{i}", "ids": [f"d{i}_1"], "prediction": p, "toxicity": t,
+             "offensive_words": ["stupid"] if "stupid" in p else [],
+             "scores": {proto: dict.fromkeys(("rouge1", "rouge2", "rougeL", "rougeLsum"), 0.2)
+                        for proto in ("per_reference", "best_of_refs")}}
+            for i, (p, t) in enumerate(zip(predictions, toxicity))]
+
+
+def _detox(before_tox, after_tox, before=None, after=None) -> dict:
+    """What compare writes (evaluation.toxicity_before_after), from synthetic prediction records."""
+    from summarizer.evaluation import toxicity_before_after
+
+    n = len(before_tox)
+    before = before or [f"stupid #Person1# buys car {i} on Monday." for i in range(n)]
+    after = after or [f"#Person1# buys car {i} on Monday now." for i in range(n)]
+    return toxicity_before_after(_records(before, before_tox), _records(after, after_tox), names=("ppo_start", "ppo"),
+                                 min_dialogues=1, resamples=200, confidence=0.95, seed=0)
 
 
 def test_a_toxicity_drop_is_significant_only_when_the_test_says_so():
-    assert "significant, on 500" in ppo_lines({}, _detox(-0.02, -0.01, 0.001), alpha=0.05)[-1]
-    assert "not significant, on 500" in ppo_lines({}, _detox(-0.02, 0.01, 0.4), alpha=0.05)[-1]
+    rng = np.random.default_rng(0)
+    fell = _detox(list(rng.uniform(0.5, 1, 40)), list(rng.uniform(0, 0.2, 40)))
+    assert ", significant)" in ppo_lines({}, fell, alpha=0.05)[-1]
+    noise = _detox(list(rng.uniform(0, 1, 40)), list(rng.uniform(0, 1, 40)))
+    assert "not significant)" in ppo_lines({}, noise, alpha=0.05)[-1]
 
 
 def test_one_summary_before_and_after_is_not_called_significant():
     """Two models that each write one sentence for every dialogue: every paired difference is the same, the bootstrap
     gives a zero-width interval and p = 1/(resamples+1), which says nothing (the committed run of 2026-12-02)."""
-    line = ppo_lines({}, _detox(-0.0066, -0.0066, 0.001), alpha=0.05)[-1]
-    assert ": significant" not in line and "compares two sentences" in line
+    line = ppo_lines({}, _detox([0.05] * 40, [0.01] * 40, ["a b c d"] * 40, ["#Person1#:"] * 40), alpha=0.05)[-1]
+    assert ", significant" not in line and "no test applies" in line
+
+
+def test_the_report_judges_ppo_by_the_lexicon_and_the_goals():
+    line = ppo_lines({}, _detox([0.9] * 40, [0.05] * 40), alpha=0.05)[-1]
+    assert "summaries with a lexicon word 100.0% → 0.0%" in line and "every goal met" in line
+    stub = ppo_lines({}, _detox([0.9] * 40, [0.01] * 40, after=["#Person1# offers"] * 40), alpha=0.05)[-1]
+    assert "goals missed: " in stub and "distinct kept" in stub.split("goals missed: ")[1]
+    assert "distinct summaries 40 → 1" in stub
 
 
 def _heldout(low: float, high: float) -> dict:
@@ -32,23 +55,38 @@ def _heldout(low: float, high: float) -> dict:
 
 
 def test_the_heldout_reward_says_rose_only_when_its_interval_is_above_zero():
+    detox = _detox([0.5] * 10, [0.4] * 10)
+
     def line(low, high):
-        return next(l for l in ppo_lines(_heldout(low, high), _detox(-0.02, 0.01, 0.4), alpha=0.05)
-                    if l.startswith("On 64 prompts"))
+        return next(l for l in ppo_lines(_heldout(low, high), detox, alpha=0.05) if l.startswith("On 64 prompts"))
     assert "its reward rose: 3.000 → 3.100" in line(0.05, 0.15)
     assert "its reward fell" in line(-0.15, -0.05)
     assert "did not move clearly" in line(-0.05, 0.15)
-    assert not any(l.startswith("On ") for l in ppo_lines({"heldout_reward": None}, _detox(-0.02, 0.01, 0.4), 0.05))
+    assert not any(l.startswith("On 64") for l in ppo_lines({"heldout_reward": None}, detox, 0.05))
 
 
 def test_a_toxicity_drop_from_shrunken_summaries_says_so():
-    """The committed run's PPO wrote "#Person1#:" for most dialogues (1.1 words, from 12.0) and its toxicity fell
-    "significantly": the report must put the length beside it."""
-    shrunk = ppo_lines({}, _detox(-0.02, -0.01, 0.001), 0.05, {"ppo_start": 12.0, "ppo": 1.1})[-1]
-    assert "12.0 → 1.1 words: the summaries shrank" in shrunk and "no evidence of detoxification" in shrunk
-    kept = ppo_lines({}, _detox(-0.02, -0.01, 0.001), 0.05, {"ppo_start": 12.0, "ppo": 9.0})[-1]
-    assert kept.endswith("12.0 → 9.0 words.")
-    assert "words" not in ppo_lines({}, _detox(-0.02, -0.01, 0.001), 0.05)[-1]
+    """The committed run of 2026-12-02 wrote "#Person1#:" for most dialogues and its toxicity fell "significantly":
+    the report must say the summaries shrank."""
+    shrunk = ppo_lines({}, _detox([0.5] * 40, [0.01] * 40, after=[f"#Person1# {i}" for i in range(40)]), 0.05)[-1]
+    assert "shrank to under half their length" in shrunk and "no evidence of detoxification" in shrunk
+    assert "shrank" not in ppo_lines({}, _detox([0.5] * 40, [0.01] * 40), 0.05)[-1]
+
+
+def test_the_ablation_table_has_a_row_per_run_and_says_which_met_the_goals():
+    from summarizer.report import ablation_markdown, ablation_table
+
+    runs = {"course": _detox([0.9] * 40, [0.01] * 40, after=["#Person1# offers"] * 40),
+            "both": _detox([0.9] * 40, [0.05] * 40)}
+    runs["course"]["ppo"] = {"toxicity_reward": "margin", "quality_weight": 0.0, "fixed_length": False}
+    runs["both"]["ppo"] = {"toxicity_reward": "log_probability", "quality_weight": 1.0, "fixed_length": True}
+    lines = ablation_markdown({"seed": 42, "runs": runs})
+    rows = [l for l in lines if l.startswith("| course") or l.startswith("| both")]
+    assert len(rows) == 2 and rows[1].endswith("| all |") and "of 5 |" in rows[0]
+    assert "| log probability + 1 ROUGE-L | yes |" in rows[1]
+    table = ablation_table({"runs": runs})
+    assert set(table["run"]) == {"course", "both"} and "within_buckets_gain" in set(table["measure"])
+    assert ablation_markdown({"runs": {}}) == []
 
 
 def test_the_table_calls_a_difference_significant_by_its_holm_adjusted_p():

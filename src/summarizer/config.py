@@ -343,9 +343,18 @@ class TrainingParams:
 
 
 @dataclass(frozen=True)
+class ToxicReferencesParams:
+    """The synthetic "toxic annotations" the summarizer PPO starts from is fine-tuned on (summarizer.lexicon)."""
+
+    share: float = checked(_fraction)  # of the train/validation references that mention a speaker tag
+    # Each must be in the lexicon (checked by the toxify stage, which reads it). One word per toxified reference.
+    words: tuple[str, ...] = checked(_non_empty)
+
+
+@dataclass(frozen=True)
 class PpoParams:
-    """PPO detoxification (trl 0.11.4) of the LoRA model, with the classifier's logit margin (non-toxic − toxic) as
-    reward."""
+    """PPO detoxification (trl 0.11.4) of the LoRA summarizer trained on the toxic references: reward, sampling and
+    the held-out measure."""
 
     lr: float = checked(_gt(0))
     steps: int = checked(_gt(0))
@@ -359,6 +368,13 @@ class PpoParams:
     generation_batch_size: int | Literal["auto"] = checked(_positive_or_auto)
     min_new_tokens: int = checked(_gt(0))
     max_new_tokens: int = checked(_NEW_TOKENS)
+    # Ziegler et al. (2019): every response sampled to max_new_tokens, EOS not suppressed, cut at its first EOS to be
+    # scored; false = the course's sampling (a length drawn per step, a response ends at EOS)
+    fixed_length: bool = field()
+    min_summary_tokens: int = checked(_ge(0))  # a cut summary shorter than this gets short_penalty subtracted
+    short_penalty: float = checked(_ge(0))
+    toxicity_reward: Literal["margin", "log_probability"] = field()
+    quality_weight: float = checked(_ge(0))  # × ROUGE-L F1 of the cut summary against the dialogue's reference
     top_k: int = checked(_ge(0))
     top_p: float = checked(_fraction, _gt(0))
     prompt_min_chars: int = checked(_ge(0))
@@ -406,6 +422,7 @@ class Params:
     full: FullParams = field()
     lora: LoraParams = field()
     prompt_tuning: PromptTuningParams = field()
+    toxic_references: ToxicReferencesParams = field()
     ppo: PpoParams = field()
     report: ReportParams = field()
     app: AppParams = field()

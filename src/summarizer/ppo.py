@@ -27,6 +27,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -41,26 +42,97 @@ from summarizer.device import Runtime, resolve_batch_size
 from summarizer.io import LOSS_DIGITS, atomic_dir, rounded
 from summarizer.modeling import count_parameters, keep_own_head
 from summarizer.prompts import build_prompt
-from summarizer.scoring import bootstrap_ci, bootstrap_difference
-from summarizer.toxicity import REWARD
+from summarizer.scoring import bootstrap_ci, bootstrap_difference, rouge_f1
 
 log = logging.getLogger(__name__)
 
 
-def select_prompts(rows: Sequence[dict], template: str, min_chars: int, max_chars: int, seed: int) -> list[str]:
-    """Train dialogues with ``min_chars < len <= max_chars``, wrapped in the instruction template, shuffled by seed."""
-    prompts = [build_prompt(r["dialogue"], template) for r in rows if min_chars < len(r["dialogue"]) <= max_chars]
+class PpoPrompt(NamedTuple):
+    """A PPO training prompt (the dialogue in the instruction template) and the dialogue's reference summary (what
+    the quality term scores the sampled summary against)."""
+
+    prompt: str
+    reference: str
+
+
+def select_prompts(rows: Sequence[dict], template: str, min_chars: int, max_chars: int, seed: int) -> list[PpoPrompt]:
+    """Train dialogues with ``min_chars < len <= max_chars``, wrapped in the instruction template, with their clean
+    references, shuffled by seed."""
+    prompts = [PpoPrompt(build_prompt(r["dialogue"], template), r["summary"]) for r in rows
+               if min_chars < len(r["dialogue"]) <= max_chars]
     random.Random(seed).shuffle(prompts)
     return prompts
 
 
-def split_heldout(prompts: Sequence[str], heldout: int, batch_size: int) -> tuple[list[str], list[str]]:
+def split_heldout(prompts: Sequence, heldout: int, batch_size: int) -> tuple[list, list]:
     """(training prompts, held-out prompts): the last ``heldout`` prompts are never trained on."""
     if len(prompts) - heldout < batch_size:
         raise ValueError(f"{len(prompts)} PPO prompts leave fewer than ppo.batch_size={batch_size} for training "
                          f"after ppo.heldout_prompts={heldout}: lower ppo.heldout_prompts or widen "
                          f"ppo.prompt_min_chars/prompt_max_chars")
     return list(prompts[:len(prompts) - heldout]), list(prompts[len(prompts) - heldout:])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The reward
+
+
+class PpoReward:
+    """reward = toxicity term + ``quality_weight`` × ROUGE-L F1(cut summary, reference) − ``short_penalty`` when the
+    cut summary has fewer than ``min_tokens`` tokens.
+
+    The toxicity term is the classifier's logit margin (non-toxic − toxic: the course's reward, unbounded) or
+    ``log_probability`` = log P(non-toxic) = −softplus(−margin). Why: the margin alone is won by gaming the
+    classifier — the empty text scores 3.28, stock stubs up to 5.86, a normal summary 1.24 (alt-profanity-check) —
+    and PPO finds such a stub and repeats it for every dialogue (issue 34). log P(non-toxic) equals the margin where
+    a text is offensive (margin ≪ 0: each insult removed counts, as the classifier's log-odds add up) and saturates
+    at 0 where it is not (a stub gains 0.05 over a summary of margin 3). P(non-toxic) itself would saturate on the
+    offensive side too: a summary with three insults stays at P ≈ 0.9997 offensive until the last one goes, so
+    removing one earns nothing (measured: PPO moved 3% of the summaries in 80 steps). ROUGE-L F1 against the
+    reference (RL4LMs' summarization reward) costs a stub its recall and padding its precision.
+    """
+
+    def __init__(self, margin: Callable[[list[str]], Sequence[float]], *, toxicity: str = "margin",
+                 quality_weight: float = 0.0, min_tokens: int = 0, short_penalty: float = 0.0):
+        if toxicity not in ("margin", "log_probability"):
+            raise ValueError(f"toxicity must be margin or log_probability, got {toxicity!r}")
+        self.margin, self.toxicity, self.quality_weight = margin, toxicity, quality_weight
+        self.min_tokens, self.short_penalty = min_tokens, short_penalty
+
+    @classmethod
+    def from_params(cls, margin: Callable[[list[str]], Sequence[float]], cfg: PpoParams) -> PpoReward:
+        return cls(margin, toxicity=cfg.toxicity_reward, quality_weight=cfg.quality_weight,
+                   min_tokens=cfg.min_summary_tokens, short_penalty=cfg.short_penalty)
+
+    def describe(self) -> str:
+        term = {"margin": "logit margin (non-toxic - toxic logit)",
+                "log_probability": "log P(non-toxic) = -softplus(-logit margin)"}[self.toxicity]
+        out = term
+        if self.quality_weight:
+            out += f" + {self.quality_weight:g} x ROUGE-L F1 against the reference"
+        if self.short_penalty:
+            out += f" - {self.short_penalty:g} if under {self.min_tokens} tokens"
+        return out
+
+    def parts(self, texts: Sequence[str], references: Sequence[str] | None, lengths: Sequence[int]
+              ) -> dict[str, np.ndarray]:
+        """Per text: ``toxicity`` (the term), ``quality`` (ROUGE-L F1, 0 when the weight is 0), ``short`` (1 when
+        under the floor) and ``total``, the reward."""
+        margin = np.asarray(self.margin(list(texts)), dtype=float)
+        toxicity = margin if self.toxicity == "margin" else -np.logaddexp(0.0, -margin)  # −softplus(−margin)
+        quality = np.zeros(len(texts))
+        if self.quality_weight:
+            if references is None:
+                raise ValueError("the quality term needs each prompt's reference")
+            quality = np.array([rouge_f1(t, r)["rougeL"] for t, r in zip(texts, references, strict=True)])
+        short = (np.asarray(lengths) < self.min_tokens).astype(float)
+        total = toxicity + self.quality_weight * quality - self.short_penalty * short
+        return {"toxicity": toxicity, "quality": quality, "short": short, "total": total}
+
+
+def as_reward(reward: PpoReward | Callable[[list[str]], Sequence[float]]) -> PpoReward:
+    """A plain function of the texts is the course's kind of reward: that function alone."""
+    return reward if isinstance(reward, PpoReward) else PpoReward(reward)
 
 
 def load_policy(base_dir: str | Path, adapter_dir: str | Path, attention: str | None = None, *,
@@ -117,32 +189,60 @@ def make_trainer(policy: AutoModelForSeq2SeqLMWithValueHead, tokenizer: PreTrain
     return PPOTrainer(config=config, model=policy, ref_model=None, tokenizer=tokenizer)
 
 
-def encode_queries(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_source_tokens: int
+def encode_queries(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str | PpoPrompt], max_source_tokens: int
                    ) -> list[torch.Tensor]:
-    return [torch.tensor(ids) for ids in
-            tokenizer(list(prompts), truncation=True, max_length=max_source_tokens)["input_ids"]]
+    texts = [p.prompt if isinstance(p, PpoPrompt) else p for p in prompts]
+    return [torch.tensor(ids) for ids in tokenizer(texts, truncation=True, max_length=max_source_tokens)["input_ids"]]
 
 
 def generate_responses(trainer: PPOTrainer, queries: Sequence[torch.Tensor], *, max_new_tokens: int,
-                       batch_size: int, top_k: int, top_p: float, min_new_tokens: int = 2) -> list[torch.Tensor]:
+                       batch_size: int, top_k: int, top_p: float, min_new_tokens: int = 2,
+                       fixed_length: bool = False) -> list[torch.Tensor]:
     """Sampled responses for ``trainer.step``, each starting with the decoder start token.
 
     The list path of ``PPOTrainer.generate`` pads the queries, moves them to ``trainer.current_device`` and
     generates ``batch_size`` at a time (``ppo_trainer.py`` ~555-600); for an encoder-decoder it returns the whole
     decoder sequence, start token first, cut after the first EOS.
+
+    ``fixed_length`` (Ziegler et al. 2019): every response is exactly ``max_new_tokens`` sampled tokens. EOS is not
+    suppressed — it is sampled like any token, and :func:`cut_at_eos` cuts the text there to score it — but it does
+    not stop the sampler (``eos_token_id=None``: transformers applies the kwargs after the model's generation config,
+    ``generation/utils.py`` ~2108-2112, so no EOS stopping criterion is built, ~1685) and trl does not cut after it
+    (``remove_padding=False``, ``ppo_trainer.py`` ~593). Every response then has the same number of tokens in trl's
+    KL sum and loss: a shorter summary pays no less KL. ``min_new_tokens`` (EOS suppressed) is never used so: trl's
+    docs warn it lets the KL go negative (``how_to_train.md``).
     """
     tokenizer = trainer.tokenizer
     # At least 2 new tokens: trl leaves the first generated token out of the loss and the KL, and fails on a response
     # with nothing after it (compute_rewards takes the last unmasked position).
+    length = dict(min_new_tokens=max(min_new_tokens, 2), eos_token_id=tokenizer.eos_token_id)
+    if fixed_length:
+        length = dict(eos_token_id=None, remove_padding=False)
     responses = trainer.generate(list(queries), batch_size=batch_size, return_prompt=False, do_sample=True,
                                  top_k=top_k, top_p=top_p, max_new_tokens=max(max_new_tokens, 2),
-                                 min_new_tokens=max(min_new_tokens, 2),
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                                 pad_token_id=tokenizer.pad_token_id, **length)
     start_id = trainer.model.pretrained_model.config.decoder_start_token_id
     for response in responses:
         if int(response[0]) != start_id:  # trl's contract for encoder-decoders; fail loudly if it ever changes
             raise RuntimeError(f"a PPO response must start with the decoder start token {start_id}")
+        if fixed_length and len(response) != max(max_new_tokens, 2) + 1:
+            raise RuntimeError(f"a fixed-length response has {len(response) - 1} tokens, not {max_new_tokens}")
     return responses
+
+
+def cut_at_eos(response: torch.Tensor, eos_id: int) -> list[int]:
+    """The summary a response stands for: its tokens after the start token, up to (not including) the first EOS."""
+    tokens = response[1:].tolist()
+    return tokens[:tokens.index(eos_id)] if eos_id in tokens else tokens
+
+
+def sample(trainer: PPOTrainer, queries: Sequence[torch.Tensor], cfg: PpoParams, *, max_new_tokens: int,
+           batch_size: int) -> tuple[list[torch.Tensor], list[str], list[int]]:
+    """(responses for trl, the texts they stand for — cut at the first EOS — and those texts' token counts)."""
+    responses = generate_responses(trainer, queries, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                   top_k=cfg.top_k, top_p=cfg.top_p, fixed_length=cfg.fixed_length)
+    cut = [cut_at_eos(r, trainer.tokenizer.eos_token_id) for r in responses]
+    return responses, trainer.tokenizer.batch_decode(cut, skip_special_tokens=True), [len(c) for c in cut]
 
 
 def _finite(x) -> float:
@@ -150,16 +250,23 @@ def _finite(x) -> float:
     return value if math.isfinite(value) else float("nan")
 
 
-def run_ppo(trainer: PPOTrainer, prompts: Sequence[str], reward_fn: Callable[[list[str]], Sequence[float]],
-            cfg: PpoParams, *, max_source_tokens: int, seed: int, device: str, live=None,
-            progress: bool = True) -> list[dict]:
+def _references(prompts: Sequence) -> list[str] | None:
+    return [p.reference for p in prompts] if all(isinstance(p, PpoPrompt) for p in prompts) else None
+
+
+def run_ppo(trainer: PPOTrainer, prompts: Sequence[PpoPrompt | str],
+            reward: PpoReward | Callable[[list[str]], Sequence[float]], cfg: PpoParams, *, max_source_tokens: int,
+            seed: int, device: str, live=None, progress: bool = True) -> list[dict]:
     """``cfg.steps`` PPO steps of ``cfg.batch_size`` prompts (cycling through ``prompts``); per-step statistics.
 
-    The response length limit is drawn uniformly from ``[min_new_tokens, max_new_tokens]`` once per step (one
-    generate call serves a whole generation batch); EOS may end a response earlier.
+    With ``cfg.fixed_length`` every response is ``max_new_tokens`` long (:func:`generate_responses`); otherwise the
+    response length limit is drawn uniformly from ``[min_new_tokens, max_new_tokens]`` once per step (one generate
+    call serves a whole generation batch) and EOS may end a response earlier. Either way the reward scores the text
+    cut at the first EOS, and trl adds it at the response's last token (``compute_rewards``, ~1138-1146).
     """
     if len(prompts) < cfg.batch_size:
         raise ValueError(f"PPO needs at least ppo.batch_size={cfg.batch_size} prompts, got {len(prompts)}")
+    reward = as_reward(reward)
     tokenizer = trainer.tokenizer
     gen_batch = min(cfg.batch_size, resolve_batch_size(cfg.generation_batch_size, device))
     rng = random.Random(seed)
@@ -167,20 +274,24 @@ def run_ppo(trainer: PPOTrainer, prompts: Sequence[str], reward_fn: Callable[[li
     for step in tqdm(range(cfg.steps), desc="PPO", unit="step", disable=not progress):
         batch = [prompts[(step * cfg.batch_size + i) % len(prompts)] for i in range(cfg.batch_size)]
         queries = encode_queries(tokenizer, batch, max_source_tokens)
-        responses = generate_responses(trainer, queries, max_new_tokens=rng.randint(cfg.min_new_tokens,
-                                                                                    cfg.max_new_tokens),
-                                       batch_size=gen_batch, top_k=cfg.top_k, top_p=cfg.top_p)
-        texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
-        rewards = [torch.tensor(float(r)) for r in reward_fn(texts)]
+        drawn = rng.randint(cfg.min_new_tokens, cfg.max_new_tokens)  # drawn either way: one seed, one sequence
+        responses, texts, lengths = sample(trainer, queries, cfg, batch_size=gen_batch,
+                                           max_new_tokens=cfg.max_new_tokens if cfg.fixed_length else drawn)
+        parts = reward.parts(texts, _references(batch), lengths)
+        rewards = [torch.tensor(float(r)) for r in parts["total"]]
         stats = trainer.step(queries, responses, rewards)
         row = {
             "step": step + 1,
-            "reward_mean": _finite([r.item() for r in rewards]),
+            "reward_mean": _finite(parts["total"]),
+            "toxicity_term": _finite(parts["toxicity"]),   # the classifier's term, as the reward has it
+            "quality_term": _finite(parts["quality"]),     # ROUGE-L F1 before its weight
+            "short_share": _finite(parts["short"]),        # responses cut below the floor
             "kl": _finite(stats["objective/kl"]),
             "kl_coef": _finite(stats["objective/kl_coef"]),
             "policy_loss": _finite(stats["ppo/loss/policy"]),
             "value_loss": _finite(stats["ppo/loss/value"]),
             "response_tokens_mean": float(np.mean([len(r) - 1 for r in responses])),  # without the start token
+            "summary_tokens_mean": float(np.mean(lengths)),  # what the reward scored: cut at the first EOS
         }
         if live is not None:
             live.step = step + 1
@@ -188,14 +299,17 @@ def run_ppo(trainer: PPOTrainer, prompts: Sequence[str], reward_fn: Callable[[li
                 if key != "step":
                     live.log_metric(f"ppo/{key}", value)
             live.next_step()
-        row["rewards"] = [r.item() for r in rewards]  # per response, for the first- vs last-quarter comparison
+        row["rewards"] = [float(r) for r in parts["total"]]  # per response, for the first- vs last-quarter comparison
         history.append(row)
-        log.info("PPO step %d: reward %.4f, KL %.4f", step + 1, row["reward_mean"], row["kl"])
+        log.info("PPO step %d: reward %.4f (toxicity %.4f, quality %.4f), KL %.4f, summaries of %.1f tokens",
+                 step + 1, row["reward_mean"], row["toxicity_term"], row["quality_term"], row["kl"],
+                 row["summary_tokens_mean"])
     return history
 
 
-def heldout_reward(trainer: PPOTrainer, prompts: Sequence[str], reward_fn: Callable[[list[str]], Sequence[float]],
-                   cfg: PpoParams, *, max_source_tokens: int, seed: int, device: str, resamples: int = 1000,
+def heldout_reward(trainer: PPOTrainer, prompts: Sequence[PpoPrompt | str],
+                   reward: PpoReward | Callable[[list[str]], Sequence[float]], cfg: PpoParams, *,
+                   max_source_tokens: int, seed: int, device: str, resamples: int = 1000,
                    confidence: float = 0.95) -> dict:
     """The policy's reward on ``prompts`` (never trained on) before PPO and after: did PPO raise its own reward?
 
@@ -203,42 +317,48 @@ def heldout_reward(trainer: PPOTrainer, prompts: Sequence[str], reward_fn: Calla
     (``max_new_tokens``), from the same seed. "Before" is the policy with its PPO adapter disabled, which is the
     LoRA summarizer PPO started from (and its KL reference): the same model before any update, so the difference is
     exactly 0 then (tested). The difference is paired over prompts: the prompts' own rewards, which vary more than
-    PPO moves them, cancel.
+    PPO moves them, cancel. The reward's terms are reported too (before and after means).
     """
+    reward = as_reward(reward)
     k = cfg.heldout_samples
     queries = [q for q in encode_queries(trainer.tokenizer, prompts, max_source_tokens) for _ in range(k)]
+    references = _references(prompts)
+    references = None if references is None else [r for r in references for _ in range(k)]
     gen_batch = min(len(queries), resolve_batch_size(cfg.generation_batch_size, device))
 
-    def per_prompt() -> tuple[np.ndarray, float]:
+    def per_prompt() -> tuple[np.ndarray, dict]:
         torch.manual_seed(seed)  # the same draws for both models: equal models give equal samples
-        responses = generate_responses(trainer, queries, max_new_tokens=cfg.max_new_tokens, batch_size=gen_batch,
-                                       top_k=cfg.top_k, top_p=cfg.top_p)
-        texts = trainer.tokenizer.batch_decode(responses, skip_special_tokens=True)
-        rewards = np.asarray(reward_fn(texts), dtype=float).reshape(len(prompts), k).mean(axis=1)
-        return rewards, float(np.mean([len(r) - 1 for r in responses]))
+        _, texts, lengths = sample(trainer, queries, cfg, max_new_tokens=cfg.max_new_tokens, batch_size=gen_batch)
+        parts = reward.parts(texts, references, lengths)
+        terms = {"toxicity_term": float(parts["toxicity"].mean()), "quality_term": float(parts["quality"].mean()),
+                 "short_share": float(parts["short"].mean()), "summary_tokens": float(np.mean(lengths))}
+        return parts["total"].reshape(len(prompts), k).mean(axis=1), terms
 
     # the adapter disabled, as trl does for the KL reference (trl/trainer/ppo_trainer.py ~258, ~756)
     with trainer.optional_peft_ctx():
-        before, before_tokens = per_prompt()
-    after, after_tokens = per_prompt()
+        before, terms_before = per_prompt()
+    after, terms_after = per_prompt()
     ci = dict(resamples=resamples, confidence=confidence, seed=seed)
     paired = bootstrap_ci(after - before, **ci)
     return rounded({"prompts": len(prompts), "samples_per_prompt": k,
                     "before": bootstrap_ci(before, **ci), "after": bootstrap_ci(after, **ci),
                     "difference": {"difference": paired["mean"], "ci_low": paired["ci_low"],
                                    "ci_high": paired["ci_high"]},
-                    "response_tokens_before": before_tokens, "response_tokens_after": after_tokens}, LOSS_DIGITS)
+                    "terms_before": terms_before, "terms_after": terms_after,
+                    "response_tokens_before": terms_before["summary_tokens"],
+                    "response_tokens_after": terms_after["summary_tokens"]}, LOSS_DIGITS)
 
 
 def run_summary(policy: AutoModelForSeq2SeqLMWithValueHead, history: Sequence[dict], *, prompts_available: int,
-                runtime_s: float, runtime: Runtime, seed: int = 0, heldout: dict | None = None) -> dict:
+                runtime_s: float, runtime: Runtime, seed: int = 0, heldout: dict | None = None,
+                reward: str = "logit margin (non-toxic - toxic logit)", sampling: str = "") -> dict:
     """metrics/train/ppo.json: what was trained, the first and last step's reward and KL, the reward of the first
     against the last quarter of the steps (did PPO raise its own reward?), and how long it took."""
     params = count_parameters(policy.pretrained_model)
     return {
         "method": "ppo", "steps": len(history), "prompts_available": prompts_available,
         "trainable_parameters": params["trainable"], "total_parameters": params["total"],
-        "reward": REWARD,
+        "reward": reward, "sampling": sampling,
         **rounded({"reward_first": history[0]["reward_mean"], "reward_last": history[-1]["reward_mean"],
                    "kl_first": history[0]["kl"], "kl_last": history[-1]["kl"],
                    "kl_max": max(h["kl"] for h in history)}, LOSS_DIGITS),

@@ -232,19 +232,38 @@ def _moved(d: Mapping) -> str:
     return "rose" if d["ci_low"] > 0 else ("fell" if d["ci_high"] < 0 else "did not move clearly")
 
 
-def ppo_lines(train: Mapping, detox: Mapping, alpha: float, words: Mapping[str, float] | None = None) -> list[str]:
-    """What PPO did, in words and numbers: its own reward over its steps, the KL, and the test toxicity before and
-    after with the paired test's verdict (a drop is called significant only when the test says so, and never when
-    every paired difference is the same number), beside the summaries' mean length in ``words`` (per variant): a
-    policy can lower the classifier's toxicity by writing short stock phrases it scores as inoffensive."""
+GOAL_LABELS = {"offensive_share_fell": "offensive share fell", "toxicity_fell": "P(offensive) fell",
+               "rouge_l_kept": "ROUGE-L kept (CI low >= -0.01)", "distinct_kept": "distinct kept (>= 95%)",
+               "length_kept": "length kept (x0.8-1.2)"}
+
+
+def _goals(goals: Mapping) -> str:
+    met = [label for key, label in GOAL_LABELS.items() if goals.get(key)]
+    missed = [label for key, label in GOAL_LABELS.items() if key in goals and not goals[key]]
+    return ("every goal met: " + ", ".join(met)) if not missed else (
+        "goals missed: " + ", ".join(missed) + ("; met: " + ", ".join(met) if met else ""))
+
+
+def _verdict(d: Mapping, alpha: float) -> str:
+    if d["ci_low"] == d["ci_high"]:
+        # Every dialogue's difference is the same number: each model wrote one summary for every dialogue, so the
+        # bootstrap has nothing to resample and its p-value says nothing. Two sentences were compared, not a sample.
+        return "every dialogue's difference is the same: one summary each, so no test applies"
+    return f"p={d['p_value']:.4f}, " + ("significant" if d["p_value"] < alpha else "not significant")
+
+
+def ppo_lines(train: Mapping, detox: Mapping, alpha: float) -> list[str]:
+    """What PPO did, in words and numbers: its reward over its steps and on held-out prompts, then the test summaries
+    before and after, judged by the lexicon (a measure PPO was never rewarded by) as well as the classifier, beside
+    what must not change — ROUGE-L against the clean references, distinct summaries, length — and the goals."""
     out = []
     q = train.get("reward_quarters")
     if q:
         d = q["difference"]
-        out.append(f"**PPO** ({train['steps']} steps): its reward ({train.get('reward', 'classifier reward')}) on its "
-                   f"own samples {_moved(d)}: first quarter of the steps {q['first']['mean']:.3f}, last quarter "
-                   f"{q['last']['mean']:.3f} (difference {_interval(d)}); KL to the LoRA summarizer at most "
-                   f"{train.get('kl_max', float('nan')):.3f}.")
+        out.append(f"**PPO** ({train['steps']} steps; reward: {train.get('reward', 'the classifier')}; sampling: "
+                   f"{train.get('sampling') or 'the course'}): its reward on its own samples {_moved(d)}: first "
+                   f"quarter of the steps {q['first']['mean']:.3f}, last quarter {q['last']['mean']:.3f} (difference "
+                   f"{_interval(d)}); KL to the starting summarizer at most {train.get('kl_max', float('nan')):.3f}.")
         out.append("")
     h = train.get("heldout_reward")
     if h:
@@ -255,35 +274,91 @@ def ppo_lines(train: Mapping, detox: Mapping, alpha: float, words: Mapping[str, 
                    f"sampled summaries of {h['response_tokens_before']:.1f} → {h['response_tokens_after']:.1f} "
                    "tokens. Unlike the quarters above, the prompts are the same on both sides.")
         out.append("")
-    t = detox["difference"]["toxicity"]
-    verdict = "significant" if t["p_value"] < alpha else "not significant"
-    if t["ci_low"] == t["ci_high"]:
-        # Every dialogue's difference is the same number: each model wrote one summary for every dialogue, so the
-        # bootstrap has nothing to resample and its p-value says nothing. Two sentences were compared, not a sample.
-        verdict = ("every dialogue's difference is the same: before and after each wrote one summary for every "
-                   "dialogue, so this compares two sentences and no test applies")
-    out.append(f"Toxicity of the test summaries, {detox['before']['variant']} → {detox['after']['variant']}: "
-               f"{detox['before']['toxicity']['mean']['mean']:.4f} → {detox['after']['toxicity']['mean']['mean']:.4f} "
-               f"(paired difference {t['difference']:+.4f}, 95% CI [{t['ci_low']:+.4f}, {t['ci_high']:+.4f}], "
-               f"p={t['p_value']:.3f}: {verdict}, on {detox['n_dialogues']} dialogues)"
-               + (" — `ppo_start` is the LoRA model merged as PPO starts from it, saved and evaluated exactly like "
-                  "`ppo`, so only PPO's updates differ." if detox["before"]["variant"] == "ppo_start" else "."))
-    before, after = ((words or {}).get(detox[side]["variant"]) for side in ("before", "after"))
-    if before is not None and after is not None:
-        out[-1] += f" Mean summary length {before:.1f} → {after:.1f} words"
-        shrunk_and_fell = after < before / 2 and t["difference"] < 0
-        # Not "it wrote less": the policy finds short stock texts the classifier scores as very inoffensive
-        # (issue 34: the empty text's margin 3.28, a stub's 3.72-5.86, a real summary's 1.24) and repeats them.
-        out[-1] += (": the summaries shrank to under half their length. Such a drop can come from gaming the "
-                    "classifier (short stock phrases it scores as inoffensive) rather than from removing anything "
-                    "offensive, so it is no evidence of detoxification by itself (docs/ppo.md)."
-                    if shrunk_and_fell else ".")
+    b, a, diff = detox["before"], detox["after"], detox["difference"]
+    t = diff["toxicity"]
+    start = ("`ppo_start` (the LoRA summarizer trained on the synthetic toxic references, merged as PPO starts from "
+             "it and evaluated exactly like `ppo`, so only PPO's updates differ)" if b["variant"] == "ppo_start"
+             else f"`{b['variant']}`")
+    line = (f"On the {detox['n_dialogues']} test dialogues, {start} → `{a['variant']}`: mean P(offensive) "
+            f"{b['toxicity']['mean']['mean']:.4f} → {a['toxicity']['mean']['mean']:.4f} (paired difference "
+            f"{t['difference']:+.4f}, 95% CI [{t['ci_low']:+.4f}, {t['ci_high']:+.4f}], {_verdict(t, alpha)})")
+    if "offensive_share" in b:
+        o, r = diff["offensive_share"], diff["rouge"]["rougeL"]
+        line += (f"; summaries with a lexicon word {b['offensive_share']['mean']:.1%} → "
+                 f"{a['offensive_share']['mean']:.1%} ({o['difference']:+.3f} [{o['ci_low']:+.3f}, "
+                 f"{o['ci_high']:+.3f}]); above P 0.5 {b['above_half_share']:.1%} → {a['above_half_share']:.1%}; "
+                 f"ROUGE-L against the clean references {_interval(r)}; distinct summaries {b['distinct']} → "
+                 f"{a['distinct']}; mean length {b['length_words']:.1f} → {a['length_words']:.1f} words "
+                 f"(x{detox['length_ratio']:.2f}). {_goals(detox['goals'])}.")
+        if detox["length_ratio"] < 0.5 and t["difference"] < 0:
+            line += (" The summaries shrank to under half their length: a drop in toxicity that comes with it can "
+                     "come from gaming the classifier (short stock phrases it scores as inoffensive) rather than "
+                     "from removing anything offensive, so it is no evidence of detoxification by itself "
+                     "(docs/ppo.md).")
+        lengths = detox.get("reward_by_length")
+        if lengths and lengths.get("within_buckets_gain") is not None:
+            line += (f" The classifier's margin rose {lengths['overall_gain']:+.2f} overall and "
+                     f"{lengths['within_buckets_gain']:+.2f} within summary-length buckets (a gain that only shows "
+                     "overall came from the length).")
+    else:
+        line += "."
+    out.append(line)
     return out
+
+
+def ablation_markdown(ablation: Mapping) -> list[str]:
+    """The four PPO runs of scripts/ppo_ablation.py as a table: what each reward and sampler did to the summaries."""
+    runs = ablation.get("runs", {})
+    if not runs:
+        return []
+    out = ["**The hack beside the fix** (`scripts/ppo_ablation.py`, `metrics/ppo_ablation.json`, seed "
+           f"{ablation.get('seed')}): PPO from the same toxic summarizer with the course's reward and sampling, "
+           "each remedy alone, and both (the detoxify stage's setting). Test dialogues, greedy; differences paired "
+           "over dialogues with 95% CIs.", "",
+           "| run | reward | fixed length | offensive (lexicon) | P(offensive) | > 0.5 | ROUGE-L after − before "
+           "| distinct | words | reward gain: overall / within length | goals |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, row in runs.items():
+        b, a, d = row["before"], row["after"], row["difference"]
+        o, r = d["offensive_share"], d["rouge"]["rougeL"]
+        lengths = row["reward_by_length"]
+        within = lengths["within_buckets_gain"]
+        ppo = row["ppo"]
+        reward = ppo["toxicity_reward"].replace("_", " ") + (
+            f" + {ppo['quality_weight']:g} ROUGE-L" if ppo.get("quality_weight") else "")
+        met = sum(bool(v) for k, v in row["goals"].items() if k != "all")
+        out.append(f"| {name} | {reward} | {'yes' if ppo['fixed_length'] else 'no'} "
+                   f"| {b['offensive_share']['mean']:.0%} → {a['offensive_share']['mean']:.0%} "
+                   f"[{o['ci_low']:+.2f}, {o['ci_high']:+.2f}] "
+                   f"| {b['toxicity']['mean']['mean']:.3f} → {a['toxicity']['mean']['mean']:.3f} "
+                   f"| {b['above_half_share']:.0%} → {a['above_half_share']:.0%} "
+                   f"| {r['difference']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] "
+                   f"| {b['distinct']} → {a['distinct']} | {b['length_words']:.1f} → {a['length_words']:.1f} "
+                   f"| {lengths['overall_gain']:+.2f} / {'–' if within is None else f'{within:+.2f}'} "
+                   f"| {'all' if row['goals']['all'] else f'{met} of 5'} |")
+    return out
+
+
+def ablation_table(ablation: Mapping) -> pd.DataFrame:
+    """The four runs' measures, tidy, for the figure."""
+    rows = []
+    for name, row in ablation.get("runs", {}).items():
+        d = row["difference"]
+        for measure, test in (("offensive_share", d["offensive_share"]), ("toxicity", d["toxicity"]),
+                              ("rougeL", d["rouge"]["rougeL"])):
+            rows.append({"run": name, "measure": measure, "value": test["difference"], "ci_low": test["ci_low"],
+                         "ci_high": test["ci_high"]})
+        lengths = row["reward_by_length"]
+        for measure, value in (("distinct_kept", row["distinct_kept"]), ("length_ratio", row["length_ratio"]),
+                               ("overall_gain", lengths["overall_gain"]),
+                               ("within_buckets_gain", lengths["within_buckets_gain"])):
+            rows.append({"run": name, "measure": measure, "value": value, "ci_low": None, "ci_high": None})
+    return pd.DataFrame(rows, columns=["run", "measure", "value", "ci_low", "ci_high"])
 
 
 def results_markdown(evals: Mapping[str, dict], references: Mapping[str, dict], comparison: Mapping[str, dict],
                      training: Mapping[str, dict], *, alpha: float, note: str | None,
-                     detox: Mapping | None = None, detox_words: Mapping[str, float] | None = None) -> str:
+                     detox: Mapping | None = None, ablation: Mapping | None = None) -> str:
     """One row per variant, then one per reference baseline: ROUGE with CIs (per_reference), BLEU, length, distinct
     outputs, toxicity, trainable parameters, training time, and ROUGE-L against base and Lead-k (paired bootstrap
     difference with its CI; significant when p < alpha)."""
@@ -328,7 +403,9 @@ def results_markdown(evals: Mapping[str, dict], references: Mapping[str, dict], 
                   "chosen on the train split (its text: `data/references/constant.jsonl`; DialogSum's text stays "
                   "out of git)."]
     if detox is not None and "ppo" in training:
-        lines += ["", *ppo_lines(training["ppo"], detox, alpha, detox_words)]
+        lines += ["", *ppo_lines(training["ppo"], detox, alpha)]
+    if ablation:
+        lines += ["", *ablation_markdown(ablation)]
     lines += ["", "Figures: `plots/*.png` (numbers behind each in `plots/data/`). Worst examples per variant: "
               "`data/report/worst/<variant>.csv` (DVC output: it quotes the dataset, so it stays out of git).", ""]
     if {"lead", "constant", "oracle"} <= set(references) and "vs_lead" in comparison:
@@ -353,6 +430,7 @@ class ReportPaths:
     worst: Path  # <variant>.csv: the worst examples (they quote the dataset)
     table: Path  # the markdown results table
     errors: Path  # error-category counts and shares (JSON)
+    ablation: Path | None = None  # metrics/ppo_ablation.json (scripts/ppo_ablation.py), when it has been run
 
 
 TINY_NOTE = "Scores of tiny random models: meaningless, they only show the pipeline works"
@@ -409,10 +487,11 @@ def write_report(paths: ReportPaths, params: ReportParams) -> None:
     before, after = detox["before"]["variant"], detox["after"]["variant"]
     detox_records = {v: records[v] if v in records else read_jsonl(paths.predictions / f"{v}.jsonl")
                      for v in (before, after)}  # "before" is ppo_start, evaluated beside the variants
-    # the evaluation's own mean length: ppo_start is evaluated like a variant but is not in the table
-    detox_words = {v: read_json(m / f"eval/{v}.json")["length_words"]["mean"] for v in (before, after)}
     plots.toxicity_before_after(toxicity_table(detox_records, before, after),
                                 out / "toxicity_before_after.png", data / "toxicity_before_after.csv", note)
+    ablation = read_json(paths.ablation) if paths.ablation and paths.ablation.exists() else None
+    if ablation and ablation.get("runs"):
+        plots.ppo_ablation(ablation_table(ablation), out / "ppo_ablation.png", data / "ppo_ablation.csv", note)
     box, scatter = length_tables(records)
     plots.length_box(box, out / "length_box.png", data / "length_box.csv", note)
     plots.length_scatter(scatter, out / "length_scatter.png", data / "length_scatter.csv", note)
@@ -428,5 +507,5 @@ def write_report(paths: ReportPaths, params: ReportParams) -> None:
         atomic_write_text(paths.worst / f"{v}.csv", table.to_csv(index=False))
     atomic_write_text(paths.table, results_markdown(evals, references, comparison, training,
                                                     alpha=params.significance, note=model_note(base_info),
-                                                    detox=detox, detox_words=detox_words))
+                                                    detox=detox, ablation=ablation))
     log.info("wrote %s, %s and figures in %s", paths.table, paths.errors, out)

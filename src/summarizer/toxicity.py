@@ -70,7 +70,6 @@ class ToxicityScorer:
         return logits[:, self.nontoxic] - logits[:, self.toxic]
 
 
-REWARD = "logit margin: logit[nontoxic_label] - logit[toxic_label] (= -logit P(toxic))"
 # Probabilities are clipped here before the log: the SVM's calibrated output reaches 1 - 1e-12 on plain insults,
 # and an unbounded reward would let one sample dominate a PPO batch.
 _PROB_FLOOR = 1e-6
