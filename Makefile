@@ -33,8 +33,8 @@ laptop:  ## the pipeline end to end with a small T5 that learns here (about half
 gpu-check:  ## everything that needs a GPU in one command; figures in .gpu-check/gpu-check.json
 	$(PYTHON) scripts/gpu_check.py $(if $(LAPTOP_DATA),--data $(LAPTOP_DATA)) $(ARGS)
 
-app:  ## the chatbot on http://127.0.0.1:7860 over models/ (MODELS=folder; HOST=0.0.0.0 PORT=8080 on a remote box)
-	$(PYTHON) -m summarizer.app $(if $(MODELS),--models $(MODELS)) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+app:  ## the chatbot on http://127.0.0.1:7860 over models/, else .laptop/ or .demo/ (WORKSPACE=.laptop; MODELS=folder; HOST=0.0.0.0 PORT=8080)
+	$(PYTHON) -m summarizer.app $(if $(WORKSPACE),--workspace $(WORKSPACE)) $(if $(MODELS),--models $(MODELS)) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 # The columns people compare across experiments: learning rates, batch sizes, ROUGE-L and toxicity per variant
 # (plain `dvc exp show` has over 1,600 columns).

@@ -1,6 +1,7 @@
 """The chatbot: paste a dialogue, pick a trained variant, get an AI-generated summary with its toxicity and latency.
 
     python -m summarizer.app [--params params.yaml] [--models models] [--host 127.0.0.1] [--port 7860]
+    python -m summarizer.app --workspace .laptop      # a workspace's models with its own params (make laptop/demo)
 
 Binds to 127.0.0.1 unless told otherwise. Requests queue behind ``app.concurrency_limit`` generations at a time.
 The same function is exposed as the API endpoint ``/summarize`` (see the page's "Use via API" link).
@@ -9,8 +10,10 @@ The same function is exposed as the API endpoint ``/summarize`` (see the page's 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
+from pathlib import Path
 
 import gradio as gr
 
@@ -91,8 +94,58 @@ def models_on_disk(service: Summarizer) -> tuple[list[str], str]:
                        "appears when you reload the page.")
 
 
-def build_app(service: Summarizer, cfg: Params):
+# Workspaces that scripts/demo.py makes, each with its own params.yaml, models/ and metrics/: looked for when the
+# project's own models/ has none (after `make laptop` or `make demo`).
+WORKSPACES = (".laptop", ".demo")
+
+
+def resolve_paths(params: str | None, models: str | None, workspace: str | None,
+                  root: Path = Path(".")) -> tuple[Path, Path, Path]:
+    """(params file, models folder, metrics folder) to serve.
+
+    A workspace brings its own params: its models were trained with them, and the root params.yaml may name another
+    classifier with other labels (serving `.laptop/models` with the root's params failed every request: the root's
+    RoBERTa labels hate/nothate are not alt-profanity-check's) or other generation settings. ``--models`` inside a
+    workspace takes that workspace's params unless ``--params`` says otherwise; with neither, the project's models/
+    if it has a base model, else the first workspace that has one.
+    """
+    if workspace is None and models is not None and (Path(models).parent / "params.yaml").is_file() \
+            and Path(models).resolve().parent != root.resolve():
+        workspace = str(Path(models).parent)
+    if workspace is None and models is None and not (root / "models/base").is_dir():
+        found = [w for w in WORKSPACES if (root / w / "models/base").is_dir()]
+        if found:
+            workspace = str(root / found[0])
+            log.info("no models under %s: serving the workspace %s (its params and models)", root / "models",
+                     workspace)
+    if workspace is not None:
+        ws = Path(workspace)
+        if not (ws / "params.yaml").is_file():
+            raise InputError(f"{ws} is not a workspace: it has no params.yaml (make laptop or make demo makes one)")
+        return Path(params) if params else ws / "params.yaml", Path(models) if models else ws / "models", \
+            ws / "metrics"
+    return Path(params or root / "params.yaml"), Path(models or root / "models"), root / "metrics"
+
+
+def preferred_variant(available: list[str], metrics_dir: Path | None) -> str:
+    """The trained variant with the best test ROUGE-L (per_reference) in ``metrics_dir``, else ``full``, else the
+    first: not ``base``, which writes dialogue text rather than a summary in the learning profile."""
+    if not available:
+        return "base"
+    trained = [v for v in available if v != "base"]
+    scores = {}
+    for v in trained:
+        path = None if metrics_dir is None else metrics_dir / "eval" / f"{v}.json"
+        if path is not None and path.is_file():
+            scores[v] = json.loads(path.read_text())["per_reference"]["rougeL"]["mean"]
+    if scores:
+        return max(scores, key=scores.get)
+    return "full" if "full" in available else (trained or available)[0]
+
+
+def build_app(service: Summarizer, cfg: Params, metrics_dir: Path | None = None):
     available, found = models_on_disk(service)
+    toxic = cfg.classifier.toxic_label
     with gr.Blocks(title="Dialogue summarizer") as demo:
         gr.Markdown("# Dialogue summarizer\nPaste a dialogue (one `Speaker: text` turn per line), pick a model, "
                     "and get a summary. Summaries are **AI-generated** and can be wrong.")
@@ -103,7 +156,8 @@ def build_app(service: Summarizer, cfg: Params):
                 with gr.Row():
                     # allow_custom_value: the API may name a variant trained after the page was built; the
                     # service checks it against the fixed list and the folder (InputError otherwise).
-                    variant = gr.Dropdown(choices=available or list(VARIANTS), value=(available or ["base"])[0],
+                    variant = gr.Dropdown(choices=available or list(VARIANTS),
+                                          value=preferred_variant(available, metrics_dir),
                                           label="Model", elem_id="variant", allow_custom_value=True)
                     button = gr.Button("Summarize", variant="primary", elem_id="summarize")
                 with gr.Accordion("Generation settings", open=False):
@@ -117,7 +171,8 @@ def build_app(service: Summarizer, cfg: Params):
                 summary = gr.Textbox(label="Summary (AI-generated)", lines=5, elem_id="summary",
                                      elem_classes=["ai-label"])
                 with gr.Row():
-                    toxicity = gr.Textbox(label="Toxicity P(hate)", elem_id="toxicity")
+                    # the classifier in use says what it measures (hate for the Hub's RoBERTa, offensive offline)
+                    toxicity = gr.Textbox(label=f"Toxicity P({toxic})", elem_id="toxicity")
                     latency = gr.Textbox(label="Latency", elem_id="latency")
                 note = gr.Markdown(elem_id="note")
                 # No LaTeX: `$...$` in a transcript is money, not math.
@@ -132,7 +187,7 @@ def build_app(service: Summarizer, cfg: Params):
 
         def on_load():
             choices, line = models_on_disk(service)
-            return gr.Dropdown(choices=choices or list(VARIANTS), value=(choices or ["base"])[0]), line
+            return gr.Dropdown(choices=choices or list(VARIANTS), value=preferred_variant(choices, metrics_dir)), line
 
         demo.load(on_load, outputs=[variant, models_note], api_name="models")
         button.click(on_click,
@@ -144,17 +199,21 @@ def build_app(service: Summarizer, cfg: Params):
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--models", default="models", help="folder with base/, lora/, ... from the pipeline")
+    p.add_argument("--params", help="default: the workspace's, else params.yaml")
+    p.add_argument("--models", help="folder with base/, lora/, ... from the pipeline (default: the workspace's, "
+                                    "else models/, else .laptop/ or .demo/'s)")
+    p.add_argument("--workspace", help="a workspace of scripts/demo.py (.laptop, .demo): its params and models")
     p.add_argument("--host", default=None, help="default: app.host (127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="default: app.port")
     args = p.parse_args(argv)
     setup_logging()
-    cfg = load_params(args.params)
+    params, models, metrics = resolve_paths(args.params, args.models, args.workspace)
+    log.info("serving %s with %s", models, params)
+    cfg = load_params(params)
     runtime = select_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
-    service = Summarizer(cfg, args.models, device=runtime.device, dtype=runtime.torch_dtype)
+    service = Summarizer(cfg, models, device=runtime.device, dtype=runtime.torch_dtype)
     log.info("variants available: %s", ", ".join(service.available()) or "none")
-    demo = build_app(service, cfg)
+    demo = build_app(service, cfg, metrics)
     demo.queue(default_concurrency_limit=cfg.app.concurrency_limit, max_size=64)
     demo.launch(server_name=args.host or cfg.app.host, server_port=args.port or cfg.app.port, css=CSS,
                 show_error=False, share=False)
