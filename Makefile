@@ -34,7 +34,7 @@ gpu-check:  ## everything that needs a GPU in one command; figures in .gpu-check
 	$(PYTHON) scripts/gpu_check.py $(if $(LAPTOP_DATA),--data $(LAPTOP_DATA)) $(ARGS)
 
 app:  ## the chatbot on http://127.0.0.1:7860 over models/, else .laptop/ or .demo/ (WORKSPACE=.laptop; MODELS=folder; HOST=0.0.0.0 PORT=8080)
-	$(PYTHON) -m summarizer.app $(if $(WORKSPACE),--workspace $(WORKSPACE)) $(if $(MODELS),--models $(MODELS)) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+	$(PYTHON) -m summarizer.app $(if $(MODELS),--models $(MODELS)) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT)) $(if $(WORKSPACE),--workspace $(WORKSPACE))
 
 # The columns people compare across experiments: learning rates, batch sizes, ROUGE-L and toxicity per variant
 # (plain `dvc exp show` has over 1,600 columns).

@@ -1,6 +1,7 @@
 """Copy the results table the report stage wrote (metrics/README.md, between its markers) into README.md and
 docs/results.md, and the seeds tables scripts/seeds.py makes from metrics/seeds.json (the summary into both, each
-seed's row into docs/results.md), so that the figures a reader sees first are the committed metrics' (`make
+seed's row into docs/results.md) and PPO's four-run ablation from metrics/ppo_ablation.json (into docs/results.md),
+so that the figures a reader sees first are the committed metrics' (`make
 readme`).
 
     python scripts/readme_table.py            # after `dvc repro` (or the committed-results regeneration)
@@ -16,10 +17,15 @@ from pathlib import Path
 import json
 
 import seeds
-from summarizer.report import TABLE_BEGIN, TABLE_END
+from summarizer.report import TABLE_BEGIN, TABLE_END, ablation_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIES = ("README.md", "docs/results.md")
+ABLATION_BEGIN = "<!-- ppo-ablation: generated from metrics/ppo_ablation.json; `make readme` copies it -->"
+ABLATION_END = "<!-- end of ppo-ablation -->"
+PPO_SEEDS_BEGIN = ("<!-- ppo-seeds: generated from metrics/ppo_seeds/ and metrics/ppo_ablation.json; "
+                   "`make readme` copies it -->")
+PPO_SEEDS_END = "<!-- end of ppo-seeds -->"
 
 
 def splice(text: str, block: str, begin: str, end: str, name: str) -> str:
@@ -36,11 +42,33 @@ def blocks(root: Path) -> dict[str, list[tuple[str, str, str]]]:
     out = {name: [results] for name in COPIES}
     if (root / "metrics/seeds.json").exists():
         data = json.loads((root / "metrics/seeds.json").read_text(encoding="utf-8"))
-        summary = (seeds.summary_table(data["summary"]), seeds.SUMMARY_BEGIN, seeds.SUMMARY_END)
+        summary = (seeds.summary_of(data), seeds.SUMMARY_BEGIN, seeds.SUMMARY_END)
         rows = (seeds.rows_table(data["seeds"]), seeds.ROWS_BEGIN, seeds.ROWS_END)
         out["README.md"].append(summary)
         out["docs/results.md"] += [summary, rows]
+    if (root / "metrics/ppo_ablation.json").exists():
+        ablation = json.loads((root / "metrics/ppo_ablation.json").read_text(encoding="utf-8"))
+        table = [l for l in ablation_markdown(ablation) if l.startswith("|")]
+        out["docs/results.md"].append(("\n".join([ABLATION_BEGIN, *table, ABLATION_END]), ABLATION_BEGIN,
+                                       ABLATION_END))
+        seeds_runs = ppo_seed_runs(root, ablation)
+        if len(seeds_runs) > 1:
+            table = [l.replace("| run |", "| seed |", 1) for l in ablation_markdown({"runs": seeds_runs})
+                     if l.startswith("|")]
+            out["docs/results.md"].append(("\n".join([PPO_SEEDS_BEGIN, *table, PPO_SEEDS_END]), PPO_SEEDS_BEGIN,
+                                           PPO_SEEDS_END))
     return out
+
+
+def ppo_seed_runs(root: Path, ablation: dict) -> dict[str, dict]:
+    """The stage's PPO setting on each seed: the committed run's (the ablation's `both`) and each
+    metrics/ppo_seeds/seed-N.json (scripts/ppo_ablation.py --runs both on that seed's models)."""
+    runs = {str(ablation.get("seed", "committed")): ablation["runs"]["both"]} if "both" in ablation["runs"] else {}
+    for path in sorted((root / "metrics/ppo_seeds").glob("seed-*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if "both" in data.get("runs", {}):
+            runs[str(data.get("seed", path.stem))] = data["runs"]["both"]
+    return runs
 
 
 def generated_table(root: Path) -> str:

@@ -178,3 +178,6 @@ def test_make_app_passes_the_host_and_port_through():
     assert "-m summarizer.app --models .laptop/models --host 0.0.0.0 --port 8080" in dry
     plain = subprocess.run(["make", "-n", "app"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "--host" not in plain and "--port" not in plain  # app.host / app.port from params.yaml then
+    ws = subprocess.run(["make", "-n", "app", "WORKSPACE=.laptop"], cwd=ROOT, capture_output=True, text=True,
+                        check=True).stdout
+    assert "--workspace .laptop" in ws and "--models" not in ws  # the workspace's params and models (item 8)

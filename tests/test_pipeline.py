@@ -317,11 +317,17 @@ def test_ppo_before_after(demo):
     train = read_json(work / "metrics/train/ppo.json")
     assert train["steps"] == 2 and (work / "models/ppo/model.safetensors").exists()  # LoRA + PPO merged
     assert abs(train["kl_first"]) < 1e-3, "before the first update the policy is the LoRA summarizer"
-    assert train["reward"].startswith("logit margin")
+    assert train["reward"].startswith("log P(non-toxic)") and "ROUGE-L" in train["reward"]
+    assert train["sampling"].startswith("fixed length")
+    assert {"goals", "distinct_kept", "length_ratio", "reward_by_length"} <= set(ppo)
+    assert "offensive_share" in ppo["before"] and "offensive_share" in ppo["difference"]
+    toxify = read_json(work / "metrics/toxify.json")
+    assert toxify["synthetic"] is True and toxify["train"]["toxified"] > 0
     quarters = train["reward_quarters"]
     assert quarters["steps_per_quarter"] == 1 and quarters["difference"]["difference"] == pytest.approx(
         quarters["last"]["mean"] - quarters["first"]["mean"], abs=2e-4)
     assert (work / "dvclive/ppo/plots/metrics/ppo/reward_mean.tsv").exists()
+    assert (work / "dvclive/ppo/plots/metrics/ppo/quality_term.tsv").exists()
 
 
 def test_ppo_params_rerun_only_the_detox_chain(demo):

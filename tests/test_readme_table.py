@@ -8,7 +8,7 @@ import pytest
 import readme_table
 import seeds
 from helpers import ROOT
-from summarizer.report import TABLE_BEGIN, TABLE_END, readme_table as build_table, splice_table
+from summarizer.report import TABLE_BEGIN, TABLE_END, readme_table as build_table
 
 
 def _committed():
@@ -31,7 +31,7 @@ def test_readme_and_results_seeds_tables_are_what_metrics_seeds_json_gives():
     """The learning profile over seeds (scripts/seeds.py --out metrics): its summary in README.md and
     docs/results.md, each seed's row in docs/results.md, as metrics/seeds.json has them."""
     data = json.loads((ROOT / "metrics/seeds.json").read_text())
-    summary, rows = seeds.summary_table(data["summary"]), seeds.rows_table(data["seeds"])
+    summary, rows = seeds.summary_of(data), seeds.rows_table(data["seeds"])
     for name, wanted in (("README.md", [summary]), ("docs/results.md", [summary, rows])):
         text = (ROOT / name).read_text(encoding="utf-8")
         for block in wanted:
@@ -60,8 +60,8 @@ def test_make_readme_replaces_only_the_block_and_check_finds_a_stale_copy(tmp_pa
     assert readme_table.main(["--root", str(tmp_path)]) == 0
     assert (tmp_path / "README.md").read_text() == f"before\n{table}\nafter\n"
     assert readme_table.main(["--check", "--root", str(tmp_path)]) == 0
-    with pytest.raises(ValueError, match="no results-table markers"):
-        splice_table("no markers here", table)
+    with pytest.raises(SystemExit, match="no results-table markers"):
+        readme_table.splice("no markers here", table, TABLE_BEGIN, TABLE_END, "README.md")
 
 
 def test_make_readme_copies_the_seeds_tables(tmp_path):
@@ -81,8 +81,21 @@ def test_make_readme_copies_the_seeds_tables(tmp_path):
     assert readme_table.main(["--check", "--root", str(tmp_path)]) == 1
     assert readme_table.main(["--root", str(tmp_path)]) == 0
     results = (tmp_path / "docs/results.md").read_text()
-    assert seeds.summary_table(data["summary"]) in results and seeds.rows_table(data["seeds"]) in results
+    assert seeds.summary_of(data) in results and seeds.rows_table(data["seeds"]) in results
     assert "| 7 | 0.800 | 30 |" in results and "old" not in results
     (tmp_path / "README.md").write_text(table)  # the seeds markers missing: said, not skipped
     with pytest.raises(SystemExit, match="README.md: no seeds-summary markers"):
         readme_table.main(["--root", str(tmp_path)])
+
+
+def test_docs_carry_the_ppo_ablation_the_metrics_give():
+    """The four PPO runs (scripts/ppo_ablation.py → metrics/ppo_ablation.json) in docs/results.md, as the metrics
+    have them; and the committed ablation has all four, its `both` run being the pipeline's PPO."""
+    from summarizer.report import ablation_markdown
+
+    data = json.loads((ROOT / "metrics/ppo_ablation.json").read_text())
+    table = "\n".join(l for l in ablation_markdown(data) if l.startswith("|"))
+    assert table in (ROOT / "docs/results.md").read_text(encoding="utf-8"), "docs/results.md: run `make readme`"
+    assert list(data["runs"]) == ["course", "fixed_length", "quality", "both"]
+    detox = json.loads((ROOT / "metrics/ppo.json").read_text())
+    assert data["runs"]["both"]["after"]["offensive_share"] == detox["after"]["offensive_share"]

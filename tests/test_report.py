@@ -42,9 +42,9 @@ def test_one_summary_before_and_after_is_not_called_significant():
 
 def test_the_report_judges_ppo_by_the_lexicon_and_the_goals():
     line = ppo_lines({}, _detox([0.9] * 40, [0.05] * 40), alpha=0.05)[-1]
-    assert "summaries with a lexicon word 100.0% → 0.0%" in line and "every goal met" in line
+    assert "summaries with a lexicon word 100.0% → 0.0%" in line and "Every goal met" in line
     stub = ppo_lines({}, _detox([0.9] * 40, [0.01] * 40, after=["#Person1# offers"] * 40), alpha=0.05)[-1]
-    assert "goals missed: " in stub and "distinct kept" in stub.split("goals missed: ")[1]
+    assert "Goals missed: " in stub and "distinct kept" in stub.split("Goals missed: ")[1]
     assert "distinct summaries 40 → 1" in stub
 
 
@@ -87,6 +87,8 @@ def test_the_ablation_table_has_a_row_per_run_and_says_which_met_the_goals():
     table = ablation_table({"runs": runs})
     assert set(table["run"]) == {"course", "both"} and "within_buckets_gain" in set(table["measure"])
     assert ablation_markdown({"runs": {}}) == []
+    assert not any("Stale" in l for l in ablation_markdown({"runs": runs}, runs["both"]))
+    assert any("Stale" in l for l in ablation_markdown({"runs": runs}, runs["course"]))
 
 
 def test_the_table_calls_a_difference_significant_by_its_holm_adjusted_p():

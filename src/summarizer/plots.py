@@ -246,12 +246,15 @@ def ppo_ablation(df: pd.DataFrame, png: Path, csv: Path, note: str | None = None
             ax.legend(fontsize=7)
         if measure == "length_ratio":
             for bound in (0.8, 1.2):
-                ax.axhline(bound, color="#a00", linestyle="--", linewidth=0.8)
+                ax.axhline(bound, color="#a00", linestyle="--", linewidth=0.8,
+                           label="goal: x0.8-1.2" if bound == 0.8 else None)
+            ax.legend(fontsize=7)
         ax.set_xticks(x, runs, rotation=20, fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("PPO from the same toxic summarizer, four rewards / samplers (test dialogues, greedy)")
     fig.tight_layout()
-    _save(fig, png, df, csv, note, caption="Bars: paired differences over the test dialogues with 95% bootstrap CIs "
-          "(top row, ROUGE-L), ratios (distinct, length) and the course's reward (classifier margin) gained overall "
-          "and within summary-length buckets: a gain that vanishes inside the buckets came from the length.")
+    _save(fig, png, df, csv, note, caption="Paired differences over the test dialogues with 95% bootstrap CIs (top "
+          "row), ratios after / before (distinct, length), and the course's reward (classifier margin) gained\n"
+          "overall and within summary-length buckets: a gain that vanishes inside the buckets came from the length. "
+          "Red dashes: the goals.")
