@@ -18,7 +18,8 @@ length buckets. The report stage reads the result (``metrics/ppo_ablation.json``
 
 The models it reads are the pipeline's outputs (``dvc repro detoxify`` first): models/base, models/lora_toxic,
 models/classifier, and data/prepared. It is not a stage (four PPO runs would quadruple the profile's PPO time), so the
-report does not depend on its output: ``dvc repro -f report`` afterwards puts it in the report.
+report does not depend on its output: ``dvc repro -s -f report`` afterwards puts it in the report (``-s``: that
+stage alone; ``-f`` without it reruns every stage above the report).
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def main(argv=None) -> None:
               f"ROUGE-L {d['rouge']['rougeL']['difference']:+.4f} [{d['rouge']['rougeL']['ci_low']:+.4f}], "
               f"distinct {row['after']['distinct']}/{row['before']['distinct']}, length x{row['length_ratio']:.2f}, "
               f"goals {row['goals']['all']}", flush=True)
-    print(f"wrote {out_path}; `dvc repro -f report` puts it in the report", flush=True)
+    print(f"wrote {out_path}; `dvc repro -s -f report` (single stage) puts it in the report", flush=True)
 
 
 if __name__ == "__main__":

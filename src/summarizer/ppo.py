@@ -10,14 +10,18 @@ summarizer, one copy of the weights serves policy and reference, and before the 
 
 **Responses keep the decoder start token.** trl feeds each response as ``decoder_input_ids`` and scores token
 ``t + 1`` from position ``t`` (``ppo_trainer.py`` ~961-967, ~1037), so index 0 must be the start token the sampler
-began from; the log-probs trl computes then equal the sampler's (tested). trl leaves the first generated token out
-of the loss and the KL (``start = 1`` in ``batched_forward_pass``, ~1037): a quirk of trl kept as is.
+began from; the log-probs trl computes then equal the sampler's (tested). trl 0.11.4 masks position 0 for
+encoder-decoders (``start = 1`` in ``batched_forward_pass``, ~1038): the log-prob of the *first generated* token,
+not of the start token (that one is never scored: ``logits[:, :-1]`` against ``input_ids[:, 1:]``, ~1032). Left
+so, the first token of every summary gets no policy gradient and no KL: on seed 7 of the learning profile every
+summary opened with an insult before PPO and still did after it (issue 34). :class:`Seq2SeqPPOTrainer` unmasks it.
 
 Queries go through ``PPOTrainer.generate``'s list path, which pads, moves them to the model's device and batches.
-The reward of a sampled summary is the classifier's logit margin ``logit[nontoxic] − logit[toxic]``
-(``toxicity.ToxicityScorer.reward``), monotone in the reported P(toxic). What is saved is the LoRA
-summarizer with the PPO adapter merged in: a whole model, loaded like ``full`` (the value head exists for training
-alone).
+The reward of a sampled summary (:class:`PpoReward`) is a toxicity term from the classifier (its logit margin, the
+course's, or log P(non-toxic)) plus ``quality_weight`` × ROUGE-L F1 against the dialogue's reference, less a penalty
+under a length floor; with ``fixed_length`` every response is sampled to the same length and cut at its first EOS
+to be scored. What is saved is the LoRA summarizer with the PPO adapter merged in: a whole model, loaded like
+``full`` (the value head exists for training alone).
 """
 
 from __future__ import annotations
@@ -177,16 +181,35 @@ def disable_dropout(model: torch.nn.Module) -> None:
             module.p = 0.0
 
 
+class Seq2SeqPPOTrainer(PPOTrainer):
+    """trl's PPOTrainer with the first generated token of an encoder-decoder response in the loss and the KL.
+
+    trl's mask for an encoder-decoder is the decoder attention mask shifted by one, then ``masks[j, :1] = 0``
+    (``ppo_trainer.py`` ~1034-1046). Position ``t`` of the log-probs scores token ``t + 1`` of the response, and
+    token 0 is the decoder start token, so position 0 is the first sampled token: this restores it from the same
+    shifted attention mask (1 wherever the response has a token there)."""
+
+    def batched_forward_pass(self, model, queries, responses, model_inputs, return_logits=False,
+                             response_masks=None):
+        if response_masks is not None:  # trl's per-token response masks are not used here; keep trl's rule whole
+            raise NotImplementedError("response_masks are not supported by Seq2SeqPPOTrainer")
+        logprobs, logits, values, masks = super().batched_forward_pass(model, queries, responses, model_inputs,
+                                                                       return_logits=return_logits)
+        if self.is_encoder_decoder:
+            masks[:, 0] = model_inputs["decoder_attention_mask"][:, 1].to(masks.dtype)
+        return logprobs, logits, values, masks
+
+
 def make_trainer(policy: AutoModelForSeq2SeqLMWithValueHead, tokenizer: PreTrainedTokenizerBase, cfg: PpoParams,
-                 runtime: Runtime, seed: int) -> PPOTrainer:
-    """A PPOTrainer on ``runtime``: fp32 weights, with bf16/fp16 autocast through accelerate when asked."""
+                 runtime: Runtime, seed: int) -> Seq2SeqPPOTrainer:
+    """A :class:`Seq2SeqPPOTrainer` on ``runtime``: fp32 weights, bf16/fp16 autocast through accelerate when asked."""
     mixed = {"bf16": "bf16", "fp16": "fp16"}.get(runtime.precision, "no")
     config = PPOConfig(learning_rate=cfg.lr, batch_size=cfg.batch_size, mini_batch_size=cfg.mini_batch_size,
                        ppo_epochs=cfg.ppo_epochs, init_kl_coef=cfg.init_kl_coef, adap_kl_ctrl=cfg.adaptive_kl,
                        target=cfg.target_kl, horizon=cfg.kl_horizon, seed=seed, log_with=None,
                        accelerator_kwargs={"mixed_precision": mixed, "cpu": runtime.device == "cpu"})
     # ref_model=None: the reference is the policy with its adapter disabled (see the module docstring).
-    return PPOTrainer(config=config, model=policy, ref_model=None, tokenizer=tokenizer)
+    return Seq2SeqPPOTrainer(config=config, model=policy, ref_model=None, tokenizer=tokenizer)
 
 
 def encode_queries(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str | PpoPrompt], max_source_tokens: int
@@ -213,8 +236,7 @@ def generate_responses(trainer: PPOTrainer, queries: Sequence[torch.Tensor], *, 
     docs warn it lets the KL go negative (``how_to_train.md``).
     """
     tokenizer = trainer.tokenizer
-    # At least 2 new tokens: trl leaves the first generated token out of the loss and the KL, and fails on a response
-    # with nothing after it (compute_rewards takes the last unmasked position).
+    # At least 2 new tokens: a summary of one token is the EOS alone (empty), the stub the course's reward favours.
     length = dict(min_new_tokens=max(min_new_tokens, 2), eos_token_id=tokenizer.eos_token_id)
     if fixed_length:
         length = dict(eos_token_id=None, remove_padding=False)
