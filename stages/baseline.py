@@ -11,7 +11,8 @@ from pathlib import Path
 
 from summarizer.config import load_params
 from summarizer.data import sample_dialogues
-from summarizer.device import select_runtime
+from summarizer.device import guard_large_model_on_cpu, select_runtime
+from summarizer.flops import generation_flops, saved_model_split
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues
 from summarizer.backends import load_generator
 from summarizer.generation import generate_sharded
@@ -40,6 +41,11 @@ def main(argv=None) -> None:
     runtime = select_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
     test = sample_dialogues(read_jsonl(Path(args.data) / "test.jsonl"), cfg.baseline.max_dialogues, cfg.seed)
     dialogues = to_dialogues(test)
+    split = saved_model_split(args.model)
+    passes = len(cfg.baseline.strategies) * sum(s.apply(cfg.generation).num_beams for s in cfg.baseline.settings)
+    guard_large_model_on_cpu(runtime, split.total, what="baseline",
+                             flops=generation_flops(split, len(dialogues) * passes, cfg.prompt.max_source_tokens,
+                                                    cfg.generation.max_new_tokens))
     generator = load_generator(args.model, None, args.converted, params=cfg.generation, device=runtime.device,
                                dtype=runtime.torch_dtype, attention=cfg.model.attention,
                                batch_size=cfg.generation.batch_size,

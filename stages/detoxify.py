@@ -11,7 +11,8 @@ import logging
 import time
 
 from summarizer.config import load_params
-from summarizer.device import select_pinned_runtime
+from summarizer.device import guard_large_model_on_cpu, select_pinned_runtime
+from summarizer.flops import saved_model_split, train_flops_per_example
 from summarizer.io import read_jsonl, write_json
 from summarizer.modeling import load_tokenizer, resolve_attention
 from summarizer.ppo import (PpoReward, heldout_reward, load_policy, make_trainer, run_ppo, run_summary, save_policy,
@@ -48,6 +49,11 @@ def main(argv=None) -> None:
     prompts, heldout = split_heldout(prompts, pc.heldout_prompts, pc.batch_size)
     log.info("%d PPO prompts (train dialogues of %d-%d characters), %d more held out", len(prompts),
              pc.prompt_min_chars + 1, pc.prompt_max_chars, len(heldout))
+    split = saved_model_split(args.base_model)
+    # a PPO step: sampling and two forward passes (policy, reference) ≈ one training pass, then ppo_epochs of them
+    guard_large_model_on_cpu(runtime, split.total, what="detoxify (PPO)",
+                             flops=train_flops_per_example(split, cfg.prompt.max_source_tokens, pc.max_new_tokens)
+                             * pc.steps * pc.batch_size * (1 + pc.ppo_epochs))
     tokenizer = load_tokenizer(args.base_model)
     policy = load_policy(args.base_model, args.adapter, resolve_attention(cfg.model.attention, runtime.device),
                          tokenizer=tokenizer, start_dir=args.start_out)

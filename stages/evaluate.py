@@ -10,7 +10,8 @@ import logging
 
 from summarizer.config import load_params
 from summarizer.data import sample_dialogues
-from summarizer.device import select_runtime
+from summarizer.device import guard_large_model_on_cpu, select_runtime
+from summarizer.flops import generation_flops, saved_model_split
 from summarizer.evaluation import evaluate_system, prediction_records, to_dialogues, toxicity_summary
 from summarizer.lexicon import LEXICON_SOURCE, offensive_words
 from summarizer.backends import load_generator
@@ -43,6 +44,10 @@ def main(argv=None) -> None:
         return
     runtime = select_runtime(cfg.device, cfg.precision, deterministic=cfg.deterministic)
     dialogues = to_dialogues(sample_dialogues(read_jsonl(args.test), cfg.evaluate.max_dialogues, cfg.seed))
+    split = saved_model_split(args.base_model)
+    guard_large_model_on_cpu(runtime, split.total, what=f"evaluate {args.variant}",
+                             flops=generation_flops(split, len(dialogues), cfg.prompt.max_source_tokens,
+                                                    cfg.generation.max_new_tokens, cfg.generation.num_beams))
     generator = load_generator(args.model, args.base_model, args.converted, params=cfg.generation,
                                device=runtime.device, dtype=runtime.torch_dtype, attention=cfg.model.attention,
                                batch_size=cfg.generation.batch_size,

@@ -185,3 +185,63 @@ def test_gpu_generation_batch_size_follows_memory_and_model():
     xl = generation_bytes_per_sequence(**(base | dict(num_decoder_layers=24, num_heads=32, d_model=2048)),
                                        bytes_per_value=2)
     assert gpu_generation_batch_size(12 * 2**30, xl) < small / 3  # a larger model gets fewer sequences
+
+
+# --- a FLAN-T5-sized model that lands on the CPU (issue 36, item 1) ---
+from summarizer.device import Runtime, guard_large_model_on_cpu  # noqa: E402
+
+
+def test_auto_falling_back_to_the_cpu_refuses_a_flan_sized_model_with_an_estimate():
+    with pytest.raises(DeviceError) as err:
+        guard_large_model_on_cpu(Runtime("cpu", "fp32", requested="auto"), 248_000_000, what="finetune full",
+                                 flops=1.2e16)
+    message = str(err.value)
+    assert "device: auto resolved to the CPU" in message and "248 M-parameter" in message
+    assert "33.3 hours" in message and "100 GFLOP/s" in message  # 1.2e16 / 1e11 s, the assumption said
+    assert "cuda.is_available()" in message and "set device: cpu" in message
+
+
+def test_device_cpu_chosen_in_the_params_only_warns(caplog):
+    guard_large_model_on_cpu(Runtime("cpu", "fp32", requested="cpu"), 248_000_000, what="finetune full",
+                             flops=1.2e16)
+    assert "33.3 hours" in caplog.text and "device: cpu" in caplog.text
+
+
+@pytest.mark.parametrize("runtime, parameters", [(Runtime("cpu", "fp32", requested="auto"), 1_400_000),
+                                                 (Runtime("cuda:0", "bf16", requested="auto"), 248_000_000)])
+def test_small_models_and_gpus_pass_silently(runtime, parameters, caplog):
+    guard_large_model_on_cpu(runtime, parameters, what="finetune full", flops=1e16)
+    assert not caplog.text
+
+
+def test_select_runtime_records_what_the_params_asked_for():
+    from summarizer.device import select_runtime
+
+    facts = RuntimeFacts(cuda_count=0, cuda_bf16=(), mps_available=False)
+    runtime = select_runtime("auto", "auto", deterministic=False, facts=facts)
+    assert (runtime.device, runtime.requested) == ("cpu", "auto")
+    assert select_runtime("cpu", "auto", deterministic=False, facts=facts).requested == "cpu"
+
+
+def test_evaluate_stage_refuses_a_flan_sized_base_on_a_cpu_before_loading_it(tmp_path, monkeypatch):
+    """Wired into the stage: only the base's config.json is there (FLAN-T5-base's shape); the refusal comes before
+    any weight is read."""
+    from transformers import T5Config
+
+    from helpers import tiny_params, write_params
+    from summarizer.io import write_jsonl
+    from stages import evaluate
+
+    T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=2048, num_layers=12, num_heads=12,
+             feed_forward_proj="gated-gelu").save_pretrained(tmp_path / "base")
+    write_jsonl(tmp_path / "test.jsonl", [{"id": "t_1", "dialogue_id": "t", "dialogue": "#Person1#: Hi.",
+                                           "summary": "They greet.", "topic": "greeting"}])
+    raw = tiny_params() | {"device": "auto"}
+    params = write_params(tmp_path / "params.yaml", raw)
+    monkeypatch.setattr("summarizer.device.runtime_facts",
+                        lambda: RuntimeFacts(cuda_count=0, cuda_bf16=(), mps_available=False))
+    with pytest.raises(DeviceError, match="device: auto resolved to the CPU.*evaluate full would run a 223 M"):
+        evaluate.main(["--params", str(params), "--variant", "full", "--model", str(tmp_path / "base"),
+                       "--base-model", str(tmp_path / "base"), "--classifier", str(tmp_path / "none"),
+                       "--test", str(tmp_path / "test.jsonl"), "--out", str(tmp_path / "p.jsonl"),
+                       "--metrics", str(tmp_path / "m.json")])

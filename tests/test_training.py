@@ -2,6 +2,7 @@
 prompt tuning that really changes outputs."""
 
 import dataclasses
+import time
 import json
 import os
 import subprocess
@@ -383,3 +384,32 @@ def test_lora_targets_must_be_layers_lora_can_adapt():
     # layer_norm exists but is no layer LoRA wraps: peft would fail on it later with its own traceback.
     with pytest.raises(ConfigError, match=r"named 'layer_norm', 'qq';"):
         check_lora_targets(model, ["q", "layer_norm", "qq"])
+
+
+class SlowEvaluation(TrainerCallback):
+    """Each evaluation (every 2 steps here) costs 0.3 s more: time the step throughput must not include."""
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        time.sleep(0.3)
+
+
+def test_step_throughput_leaves_out_evaluation_and_counts_model_flops(constant_task, tmp_path):
+    """Issue 37: Trainer's train_samples_per_second includes the evaluations and checkpoint saves between steps;
+    step_samples_per_s times the optimizer steps alone. flops_per_example is 6 × (N_enc·T_in + (N_dec+N_head)·T_out)
+    at the set's mean lengths."""
+    root, _ = constant_task
+    cfg = _cfg(full={"max_steps": 6, "batch_size": 4})
+    summary = train(_request(cfg, "full"), base_dir=root / "base", features_dir=root / "features",
+                    out_dir=tmp_path / "out", checkpoint_dir=tmp_path / "ckpt", live_dir=tmp_path / "live",
+                    runtime=CPU, callbacks=[SlowEvaluation()])
+    assert summary["train_runtime_s"] - summary["step_time_s"] >= 0.3 * 3  # 3 evaluations (eval_steps 2) left out
+    assert summary["step_samples_per_s"] == pytest.approx(6 * 4 / summary["step_time_s"], rel=0.02)
+    assert summary["step_samples_per_s"] > summary["train_samples_per_s"]
+    row = read_jsonl(root / "features/train.jsonl")[0]
+    assert summary["mean_input_tokens"] == len(row["input_ids"]) and summary["mean_target_tokens"] == len(row["labels"])
+    from summarizer.flops import parameter_split, train_flops_per_example
+    from transformers import AutoModelForSeq2SeqLM
+
+    split = parameter_split(AutoModelForSeq2SeqLM.from_pretrained(root / "base"))
+    expected = train_flops_per_example(split, len(row["input_ids"]), len(row["labels"]))
+    assert summary["flops_per_example"] == pytest.approx(expected, rel=1e-3)

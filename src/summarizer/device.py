@@ -12,7 +12,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -32,6 +32,9 @@ class RuntimeFacts:
 class Runtime:
     device: str  # "cpu", "cuda:N" or "mps"
     precision: str  # "fp32", "bf16" or "fp16"
+    # What the params asked for: "cpu" is a choice, "auto" landing on the CPU may be a failed CUDA install
+    # (:func:`guard_large_model_on_cpu`). Built by hand, a Runtime on the CPU is a choice.
+    requested: str = field(default="cpu", compare=False)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -188,7 +191,7 @@ def select_runtime(device: str, precision: str, *, deterministic: bool,
         local_rank = os.environ.get("LOCAL_RANK")
         if local_rank is not None and resolved.startswith("cuda"):
             resolved = f"cuda:{int(local_rank)}"  # under `accelerate launch` each process owns the GPU of its rank
-        runtime = Runtime(resolved, resolve_precision(precision, resolved, facts))
+        runtime = Runtime(resolved, resolve_precision(precision, resolved, facts), requested=device)
     except DeviceError as err:
         raise DeviceError(f"params.yaml: {err}") from None
     if resolved.startswith("cuda"):
@@ -210,3 +213,37 @@ def set_determinism(enabled: bool) -> None:
         torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(enabled, warn_only=True)
     log.info("deterministic algorithms: %s", "on" if enabled else "off")
+
+
+# A model of at least this many parameters is FLAN-T5-sized (flan-t5-small has 77 M): on a CPU its training takes
+# hours to days. The learning profile's own T5 has 1.4 M.
+CPU_PARAMETER_LIMIT = 20_000_000
+# Sustained fp32 FLOP/s assumed for PyTorch on a CPU in the time estimate: about what a recent 8-core laptop reaches
+# on large matrix products, and more than this 2-core machine does. An assumption, said so in the message.
+CPU_ASSUMED_FLOPS = 1.0e11
+
+
+def _duration(seconds: float) -> str:
+    hours = seconds / 3600
+    if hours >= 48:
+        return f"{hours / 24:.1f} days"
+    return f"{hours:.1f} hours" if hours >= 1 else f"{seconds / 60:.0f} min"
+
+
+def guard_large_model_on_cpu(runtime: Runtime, parameters: int, *, what: str, flops: float | None = None) -> None:
+    """A FLAN-T5-sized model about to run a stage on the CPU: refused when ``device: auto`` fell back to the CPU
+    (the usual cause is a CPU-only torch on a GPU machine), with the estimate and the way out; a warning when the
+    params chose ``device: cpu``. Smaller models, and any model on a GPU, pass silently."""
+    if runtime.device != "cpu" or parameters < CPU_PARAMETER_LIMIT:
+        return
+    estimate = (f", about {flops:.1e} FLOPs: {_duration(flops / CPU_ASSUMED_FLOPS)} at an assumed "
+                f"{CPU_ASSUMED_FLOPS / 1e9:.0f} GFLOP/s" if flops else "")
+    message = f"{what} would run a {parameters / 1e6:.0f} M-parameter model on the CPU{estimate}"
+    if runtime.requested == "cpu":
+        log.warning("%s (params: device: cpu).", message)
+        return
+    cuda = (f"torch {torch.__version__} is a CPU-only build" if torch.version.cuda is None
+            else f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no usable GPU")
+    raise DeviceError(f"params.yaml: device: {runtime.requested} resolved to the CPU ({cuda}), and {message}. "
+                      "Install torch's CUDA build (docs/gpu.md; check: python -c \"print(__import__('torch')"
+                      ".cuda.is_available())\" prints True), or set device: cpu to run it on the CPU anyway.")

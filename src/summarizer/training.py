@@ -34,8 +34,9 @@ from transformers.integrations import DVCLiveCallback
 from transformers.pytorch_utils import Conv1D
 
 from summarizer.config import METHODS, LoraParams, MethodParams, PromptTuningParams, TrainingParams
-from summarizer.device import Runtime
+from summarizer.device import Runtime, guard_large_model_on_cpu
 from summarizer.errors import ConfigError
+from summarizer.flops import ParameterSplit, parameter_split, train_flops_per_example
 from summarizer.io import (LOSS_DIGITS, atomic_write_text, partial_dir, publish_dir, read_jsonl, rounded,
                           start_partial_dir, write_json)
 from summarizer.modeling import count_parameters, keep_own_head, load_tokenizer, resolve_attention
@@ -149,6 +150,20 @@ def load_features(path: str | Path) -> Dataset:
                               "length": [len(r["input_ids"]) for r in rows]})
 
 
+def mean_lengths(features) -> tuple[float, float]:
+    """Mean input and target tokens of a tokenized split (no padding: the tokens the model works on)."""
+    rows = max(len(features), 1)
+    return (sum(len(ids) for ids in features["input_ids"]) / rows,
+            sum(len(ids) for ids in features["labels"]) / rows)
+
+
+def training_flops(split: ParameterSplit, t_in: float, t_out: float, rows: int, hp) -> float:
+    """The run's training FLOPs (``flops.train_flops_per_example`` at the mean lengths × the examples it trains
+    on). PEFT methods skip the weight gradients of the frozen weights, about a third of the work: an upper bound."""
+    examples = hp.max_steps * hp.batch_size * hp.grad_accum_steps if hp.max_steps else rows * hp.epochs
+    return train_flops_per_example(split, t_in, t_out) * examples
+
+
 def training_arguments(request: TrainRequest, runtime: Runtime, checkpoint_dir: Path) -> Seq2SeqTrainingArguments:
     hp, shared = request.hp, request.shared
     per_epoch = shared.eval_steps is None
@@ -233,12 +248,16 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
     # The adapter's random initialisation (LoRA's A) draws from torch's generator before the Trainer seeds it:
     # seeded here, the same seed gives the same adapter whatever ran before in the process.
     set_seed(request.seed)
+    split = parameter_split(model)  # of the base: what the forward and backward passes go through
     model = wrap_model(model, request.method, request.hp, base_dir)
     params = count_parameters(model)
     log.info("%s: %s of %s parameters trainable (%.2f%%)", request.method, f"{params['trainable']:,}",
              f"{params['total']:,}", 100 * params["trainable"] / params["total"])
     train_set = load_features(Path(features_dir) / "train.jsonl")
     eval_set = load_features(Path(features_dir) / "validation.jsonl")
+    t_in, t_out = mean_lengths(train_set)
+    guard_large_model_on_cpu(runtime, params["total"], what=f"finetune {request.method}",
+                             flops=training_flops(split, t_in, t_out, len(train_set), request.hp))
 
     args = training_arguments(request, runtime, checkpoint_dir)  # also starts the process group, if any
     is_main = args.process_index == 0
@@ -260,6 +279,8 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
 
     live = None
     trainer_callbacks = list(callbacks)
+    timer = StepTimer(cuda=runtime.device.startswith("cuda"))
+    trainer_callbacks.append(timer)
     if is_main:
         if resume:
             trim_curves(Path(live_dir), resumed_step)  # points logged after the checkpoint are logged again
@@ -316,6 +337,14 @@ def train(request: TrainRequest, *, base_dir: str | Path, features_dir: str | Pa
         **losses,
         "train_runtime_s": rounded(result.metrics.get("train_runtime", elapsed), 2),
         "train_samples_per_s": rounded(result.metrics.get("train_samples_per_second", 0.0), 2),
+        # the optimizer steps alone (StepTimer), and the model FLOPs of one example (flops.py) at the set's mean
+        # lengths: MFU = flops_per_example × step_samples_per_s × processes / peak
+        "step_time_s": rounded(timer.seconds, 2),
+        "step_samples_per_s": rounded(timer.steps * request.hp.batch_size * request.hp.grad_accum_steps
+                                      / timer.seconds, 2) if timer.seconds else None,
+        "mean_input_tokens": rounded(t_in, 1),
+        "mean_target_tokens": rounded(t_out, 1),
+        "flops_per_example": float(f"{train_flops_per_example(split, t_in, t_out):.4g}"),
         "resumed_from_step": resumed_step,
         "processes": args.world_size,
         "device": runtime.device,
@@ -333,6 +362,30 @@ def trim_curves(live_dir: Path, last_step: int) -> None:
         column = lines[0].split("\t").index("step")
         kept = [lines[0]] + [l for l in lines[1:] if int(l.split("\t")[column]) <= last_step]
         atomic_write_text(tsv, "\n".join(kept) + "\n")
+
+
+class StepTimer(TrainerCallback):
+    """Wall time of the optimizer steps alone (forward, backward, optimizer: from ``on_step_begin`` to
+    ``on_step_end``), without the evaluations, checkpoint saves and logging the Trainer runs between steps
+    (trainer.py ~1894-1950), which its ``train_samples_per_second`` includes. On CUDA the queue is drained at both
+    ends, so the time is the GPU's and not the launch's."""
+
+    def __init__(self, cuda: bool):
+        self.cuda, self.seconds, self.steps, self._start = cuda, 0.0, 0, None
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = self._now()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._start is not None:
+            self.seconds += self._now() - self._start
+            self.steps += 1
+            self._start = None
 
 
 class StepAlignedDVCLive(DVCLiveCallback):
