@@ -10,6 +10,7 @@ from pathlib import Path
 from summarizer.config import load_params
 from summarizer.data import tokenizer_texts
 from summarizer.device import select_pinned_runtime
+from summarizer.hub import recorded
 from summarizer.io import read_jsonl, write_json
 from summarizer.modeling import materialize_summarizer
 from summarizer.pretraining import PRETRAINED_T5, check_copy, pretrain_small_t5
@@ -26,6 +27,7 @@ def main(argv=None) -> None:
     p.add_argument("--work", required=True, help="pretraining's features and checkpoints (a rerun resumes)")
     p.add_argument("--live", required=True, help="dvclive folder: pretraining's loss curves")
     p.add_argument("--metrics", required=True)
+    p.add_argument("--hub", help="the commit stage hub_revisions resolved (default: the params' revision as is)")
     args = p.parse_args(argv)
     cfg = load_params(args.params)
     m = cfg.model
@@ -40,11 +42,14 @@ def main(argv=None) -> None:
         if problem:  # on_low_copy: warn
             log.warning("WARNING: %s (on_low_copy: warn, so the pipeline goes on)", problem)
     else:
-        info = materialize_summarizer(m.name, m.revision, m.tiny, tokenizer_texts(train),
+        hub = recorded(args.hub, m.name, m.revision)
+        info = materialize_summarizer(m.name, hub.load_revision(), m.tiny, tokenizer_texts(train),
                                       cfg.prompt.max_source_tokens, cfg.seed, args.out)
         # The curve folder is a DVC output either way: say that nothing was pretrained.
         shutil.rmtree(args.live, ignore_errors=True)
         write_json(Path(args.live) / "metrics.json", {"pretrained": False, "model": m.name})
+        if hub.revision is not None:  # from the Hub: the params' revision and the commit it resolved to
+            info |= {"revision": hub.revision, "commit": hub.commit}
     write_json(args.metrics, info)
 
 

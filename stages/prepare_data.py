@@ -7,6 +7,7 @@ from pathlib import Path
 
 from summarizer.config import load_params
 from summarizer.data import SPLITS, data_stats, prepare_splits
+from summarizer.hub import recorded
 from summarizer.io import write_json, write_jsonl
 from summarizer.stage import parser, run_stage
 
@@ -24,14 +25,16 @@ def main(argv=None) -> None:
     p = parser(__doc__)
     p.add_argument("--out", required=True, help="folder for train/validation/test.jsonl")
     p.add_argument("--metrics", required=True)
+    p.add_argument("--hub", help="the commit stage hub_revisions resolved (default: the params' revision as is)")
     args = p.parse_args(argv)
     cfg = load_params(args.params)
     d = cfg.data
-    splits = prepare_splits(d.source, d.revision, cfg.seed, d.max_train_samples, d.max_validation_samples,
+    hub = recorded(args.hub, d.source, d.revision)
+    splits = prepare_splits(d.source, hub.load_revision(), cfg.seed, d.max_train_samples, d.max_validation_samples,
                             d.max_test_dialogues)
     for split in SPLITS:
         write_jsonl(Path(args.out) / f"{split}.jsonl", splits[split])
-    stats = {"source": d.source, "revision": None if Path(d.source).is_dir() else d.revision,
+    stats = {"source": d.source, "revision": hub.revision, "commit": hub.commit,
              "source_sha256": source_files(d.source)} | data_stats(splits)
     write_json(args.metrics, stats)
 

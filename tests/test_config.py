@@ -87,6 +87,9 @@ BAD = [
     ("generation.batch_size", 0, "generation.batch_size must be a positive integer or auto, got 0"),
     ("ppo.generation_batch_size", -2, "ppo.generation_batch_size must be a positive integer or auto"),
     ("ppo.kl_horizon", 0, "ppo.kl_horizon must be > 0, got 0"),
+    # the name alone changed: the error says which labels that classifier has (issue 36, item 9)
+    ("classifier.name", "alt-profanity-check", "classifier.toxic_label and classifier.nontoxic_label must be "
+                                               "offensive and not_offensive for classifier.name alt-profanity-check"),
 ]
 
 

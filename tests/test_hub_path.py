@@ -182,3 +182,34 @@ def test_dataset_pinned_to_another_commit_is_refused_offline(hub_run, tmp_path):
     assert proc.returncode == 1
     assert f"data.revision pins knkarthick/dialogsum at {'f' * 40}, but the copy found" in proc.stderr
     assert f"is commit {DATA_COMMIT}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_commit_of_every_download_is_recorded(hub_run):
+    """Issue 36, item 3: each branch resolved to the commit that was downloaded, in the metrics DVC tracks."""
+    work, _, _, _ = hub_run
+    assert json.loads((work / "metrics/data.json").read_text())["commit"] == DATA_COMMIT
+    assert json.loads((work / "metrics/models/classifier.json").read_text())["commit"] == CLASSIFIER_COMMIT
+    assert json.loads((work / "metrics/models/base.json").read_text())["commit"] == PARAMS["model"]["revision"]
+
+
+def test_a_moved_branch_reruns_only_what_downloads_from_it(hub_run, tmp_path):
+    """Last in this module: it moves the classifier's refs/main. Nothing moved: nothing reruns; then the branch moves
+    to another commit (other weights) and the classifier alone is downloaded again, at the new commit."""
+    work, env, _, stand_ins = hub_run
+    repro = [sys.executable, "-m", "dvc", "repro", "tokenize", "classifier"]
+    again = subprocess.run(repro, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "Running stage 'hub_revisions'" in again.stdout  # always_changed: resolved on every repro
+    assert not [s for s in ("prepare_data", "base_model", "classifier", "tokenize")
+                if f"Running stage '{s}'" in again.stdout], again.stdout
+    moved = "f" * 40
+    other = _roberta_stand_in(tmp_path / "roberta2")
+    state = torch.load(other / "pytorch_model.bin", weights_only=True)
+    torch.save({k: v + 1 if v.is_floating_point() else v for k, v in state.items()}, other / "pytorch_model.bin")
+    _seed_model(Path(env["HF_HOME"]) / "hub", PARAMS["classifier"]["name"], moved, other, ROBERTA_FILES, ref="main")
+    proc = subprocess.run(repro, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Running stage 'classifier'" in proc.stdout
+    assert not [s for s in ("prepare_data", "base_model", "tokenize") if f"Running stage '{s}'" in proc.stdout]
+    assert json.loads((work / "metrics/models/classifier.json").read_text())["commit"] == moved
+    assert _same_weights(work / "models/classifier", other)

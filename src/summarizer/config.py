@@ -192,6 +192,15 @@ class TinyRobertaParams:
     num_heads: int = checked(_gt(0))
 
 
+# The labels of the classifiers the project knows by name, (non-toxic, toxic): changing classifier.name alone must
+# not fail hours later in the classifier stage. modeling.py builds and loads them with these.
+KNOWN_CLASSIFIER_LABELS = {
+    "alt-profanity-check": ("not_offensive", "offensive"),
+    "tiny-random-roberta": ("nothate", "hate"),
+    "facebook/roberta-hate-speech-dynabench-r4-target": ("nothate", "hate"),
+}
+
+
 @dataclass(frozen=True)
 class ClassifierParams:
     name: str = checked(_non_empty)
@@ -429,6 +438,11 @@ class Params:
 
     def __post_init__(self) -> None:
         # Cross-field rules, still named by key.
+        implied = KNOWN_CLASSIFIER_LABELS.get(self.classifier.name)
+        if implied and (self.classifier.nontoxic_label, self.classifier.toxic_label) != implied:
+            raise ConfigError(f"params.yaml: classifier.toxic_label and classifier.nontoxic_label must be "
+                              f"{implied[1]} and {implied[0]} for classifier.name {self.classifier.name} (its "
+                              f"labels), got {self.classifier.toxic_label} and {self.classifier.nontoxic_label}")
         if self.ppo.mini_batch_size > self.ppo.batch_size or self.ppo.batch_size % self.ppo.mini_batch_size:
             raise ConfigError(f"params.yaml: ppo.mini_batch_size must divide ppo.batch_size, got "
                               f"{self.ppo.mini_batch_size} and {self.ppo.batch_size}")

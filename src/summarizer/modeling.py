@@ -28,7 +28,7 @@ from transformers import (AutoModelForSeq2SeqLM, AutoModelForSequenceClassificat
                           RobertaForSequenceClassification, T5Config, T5ForConditionalGeneration)
 from transformers.models.t5.modeling_t5 import T5Attention
 
-from summarizer.config import TinyRobertaParams, TinyT5Params
+from summarizer.config import KNOWN_CLASSIFIER_LABELS, TinyRobertaParams, TinyT5Params
 from summarizer.errors import ModelError
 from summarizer.io import atomic_dir, write_json
 
@@ -38,10 +38,10 @@ MODEL_INFO = "summarizer-model-info.json"
 TINY_T5 = "tiny-random-t5"
 TINY_ROBERTA = "tiny-random-roberta"
 # Label order of facebook/roberta-hate-speech-dynabench-r4-target, mirrored by the tiny classifier.
-CLASSIFIER_LABELS = ("nothate", "hate")
+CLASSIFIER_LABELS = KNOWN_CLASSIFIER_LABELS[TINY_ROBERTA]
 # The offline offensive-language classifier of the alt-profanity-check package (its weights are in its wheel).
 PROFANITY_CHECK = "alt-profanity-check"
-PROFANITY_CHECK_LABELS = ("not_offensive", "offensive")
+PROFANITY_CHECK_LABELS = KNOWN_CLASSIFIER_LABELS[PROFANITY_CHECK]
 PROFANITY_CHECK_FILES = ("vectorizer.joblib", "model.joblib")
 
 
