@@ -2,7 +2,7 @@
 PYTHON ?= python
 DATA ?=
 
-.PHONY: setup lint test test-all demo laptop gpu-check app exps readme plots plots-diff
+.PHONY: setup lint test test-all demo laptop gpu-check gpu-bundle course app exps readme plots plots-diff
 
 setup:  ## install into the current Python environment (torch first: it pins the CPU/CUDA build)
 	$(PYTHON) -m pip install torch==2.13.0
@@ -30,6 +30,9 @@ laptop:  ## the pipeline end to end with a small T5 that learns here (about half
 
 # On a GPU machine: the GPU tests, the whole pipeline with a FLAN-T5-base-shaped model, one JSON of figures
 # (docs/scaling.md). ARGS=--tiny runs it at the demo's size on a CPU, as CI does.
+gpu-bundle:  ## one folder (.bundle/, under 64 MiB) for an air-gapped GPU machine: wheels, data cut, project, run.sh
+	$(PYTHON) scripts/gpu_bundle.py $(if $(LAPTOP_DATA),--data $(LAPTOP_DATA)) $(ARGS)
+
 gpu-check:  ## everything that needs a GPU in one command; figures in .gpu-check/gpu-check.json
 	$(PYTHON) scripts/gpu_check.py $(if $(LAPTOP_DATA),--data $(LAPTOP_DATA)) $(ARGS)
 
@@ -40,7 +43,11 @@ app:  ## the chatbot on http://127.0.0.1:7860 over models/, else .laptop/ or .de
 # (plain `dvc exp show` has over 1,600 columns).
 EXP_COLUMNS = ^Experiment$$|^Created$$|^(params\.yaml:)?(lr|(lora|prompt_tuning|ppo)\.lr|(full|lora|prompt_tuning|ppo)\.batch_size)$$|^metrics/eval/(base|full|lora|prompt_tuning|ppo)\.json:(per_reference\.rougeL|toxicity\.mean)\.mean$$
 
+course:  ## the course's settings (configs/course.yaml) as one DVC experiment named course (GPU + Hub)
+	$(PYTHON) scripts/exp_profile.py configs/course.yaml $(ARGS)
+
 exps:  ## experiments side by side, only the columns people compare (ARGS=--csv or --md for a file)
+	@$(PYTHON) scripts/which_profile.py
 	dvc exp show --drop '.*' --keep '$(EXP_COLUMNS)' $(ARGS)
 
 readme:  ## copy the results table the report stage wrote (metrics/README.md) into README.md and docs/results.md

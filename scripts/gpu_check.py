@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from demo import ROOT, make_workspace, workspace_env
+from summarizer.flops import model_flops_utilisation
 
 # Dense bf16 peak FLOP/s (no sparsity) by the name torch reports, for the model FLOPs utilisation.
 BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10": 125e12}
@@ -91,20 +92,87 @@ def repro(work: Path, offline: bool = True) -> tuple[dict, int]:
 
 
 def training_figures(work: Path, device_name: str | None) -> dict:
-    rows = [json.loads(line) for line in (work / "data/tokenized/train.jsonl").read_text().splitlines() if line]
-    tokens_per_sample = sum(len(r["input_ids"]) + len(r["labels"]) for r in rows) / len(rows)
+    """Per method: the optimizer steps' own throughput (training.StepTimer: without the evaluations and checkpoint
+    saves the check's eval_steps = save_steps = max_steps = 50 trigger, which Trainer's samples/s includes) and,
+    against the GPU's dense bf16 peak, the model FLOPs utilisation with the encoder-decoder count of
+    ``summarizer.flops`` (6 × (N_enc·T_in + (N_dec + N_head)·T_out) per example). For LoRA and prompt tuning the
+    count is an upper bound (no weight gradients for frozen weights), so their MFU is too."""
     peak = next((v for k, v in BF16_PEAK.items() if device_name and k in device_name), None)
-    out = {"tokens_per_sample": round(tokens_per_sample, 1), "bf16_peak_flops": peak}
+    out: dict = {"bf16_peak_flops": peak}
     for method in ("full", "lora", "prompt_tuning"):
         m = json.loads((work / f"metrics/train/{method}.json").read_text())
-        tokens_s = m["train_samples_per_s"] * tokens_per_sample
-        out[method] = {"samples_per_s": m["train_samples_per_s"], "tokens_per_s": round(tokens_s, 1),
-                       "precision": m["precision"], "device": m["device"]}
-        if method == "full" and peak:  # 6 FLOPs per parameter per token: forward 2, backward 4
-            out[method]["mfu"] = round(6 * m["total_parameters"] * tokens_s / peak, 4)
+        rate = (m["step_samples_per_s"] or 0.0) * m["processes"]
+        flops_s = m["flops_per_example"] * rate
+        out[method] = {"trainer_samples_per_s": m["train_samples_per_s"], "step_samples_per_s": round(rate, 2),
+                       "tokens_per_s": round(rate * (m["mean_input_tokens"] + m["mean_target_tokens"]), 1),
+                       "mean_input_tokens": m["mean_input_tokens"], "mean_target_tokens": m["mean_target_tokens"],
+                       "model_tflops_per_s": round(flops_s / 1e12, 3), "precision": m["precision"],
+                       "device": m["device"]}
+        if peak:
+            out[method]["mfu"] = round(model_flops_utilisation(flops_s, peak), 4)
     ppo = json.loads((work / "metrics/train/ppo.json").read_text())
     out["ppo_step_s"] = round(ppo["train_runtime_s"] / ppo["steps"], 2)
     return out
+
+
+# DialogSum's sizes (the Hub dataset and ../shared/data/dialogsum): what the default params train and test on.
+DIALOGSUM_ROWS = {"train": 12460, "validation": 500, "test_dialogues": 500}
+# Relative cost of one generation pass by setting: a beam search of k beams decodes k sequences (an assumption:
+# batched beams cost about k greedy sequences once the batch is full).
+def _pass_cost(setting: dict) -> int:
+    return int(setting.get("num_beams", 1))
+
+
+def pipeline_estimate(stages_s: dict, training: dict, check: dict, default: dict,
+                      rows: dict = DIALOGSUM_ROWS) -> dict:
+    """The default pipeline (``default``: params.yaml) on this GPU, extrapolated from the check's measured stage
+    times and step rates (``check``: the check's own params). Each line says how; the assumptions are listed."""
+    est: dict[str, float] = {}
+    how: dict[str, str] = {}
+    check_train = check["data"]["max_train_samples"] or rows["train"]
+    check_test = check["evaluate"]["max_dialogues"] or rows["test_dialogues"]
+    data_scale = rows["train"] / check_train
+    for name, seconds in stages_s.items():
+        base, _, item = name.partition("@")
+        if base == "finetune":
+            method = "lora" if item == "lora_toxic" else item
+            rate = training[method]["step_samples_per_s"]
+            hp = default[method]
+            examples = (hp["max_steps"] * hp["batch_size"] * hp["grad_accum_steps"] if hp["max_steps"]
+                        else rows["train"] * hp["epochs"])
+            # validation once per epoch (eval_steps null) at about 3x the training rate (forward only)
+            evals = rows["validation"] * max(1.0, hp["epochs"]) / (3 * rate)
+            est[name], how[name] = examples / rate + evals, f"{examples:.0f} examples at {rate} samples/s + evals"
+        elif base == "baseline":
+            def passes(p):
+                return len(p["baseline"]["strategies"]) * sum(_pass_cost(s) for s in p["baseline"]["settings"])
+            dialogues = default["baseline"]["max_dialogues"] or rows["test_dialogues"]
+            scale = dialogues / (check["baseline"]["max_dialogues"] or rows["test_dialogues"])
+            scale *= passes(default) / passes(check)
+            est[name], how[name] = seconds * scale, f"measured x {scale:.1f} (dialogues x strategy-setting passes)"
+        elif base == "evaluate":
+            dialogues = default["evaluate"]["max_dialogues"] or rows["test_dialogues"]
+            est[name], how[name] = seconds * dialogues / check_test, f"measured x {dialogues / check_test:.1f}"
+        elif base == "detoxify":
+            scale = default["ppo"]["steps"] * default["ppo"]["batch_size"] / (check["ppo"]["steps"]
+                                                                             * check["ppo"]["batch_size"])
+            est[name], how[name] = seconds * scale, f"measured x {scale:.1f} (PPO steps x batch)"
+        elif base in ("prepare_data", "tokenize", "toxify"):
+            est[name], how[name] = seconds * data_scale, f"measured x {data_scale:.1f} (train rows)"
+        else:
+            est[name], how[name] = seconds, "as measured"
+    total = sum(est.values())
+    return {"total_s": round(total, 1), "fits_10_minutes": total <= 600,
+            "stages_s": {k: round(v, 1) for k, v in est.items()}, "how": how,
+            "assumptions": [
+                "the check's model has FLAN-T5-base's shape (12 + 12 layers, d_model 768); the real checkpoint's "
+                "untied head adds one 32k x 768 matrix product per target token",
+                f"DialogSum's sizes: {rows}",
+                "training throughput at the check's batch size (16) holds at the default's (8)",
+                "validation loss once per epoch at 3x the training samples/s (forward only)",
+                "generation time scales with dialogues and passes; a beam of k costs k greedy passes; the check's "
+                "random-weight model writes summaries of other lengths than FLAN-T5 would",
+                "PPO time scales with steps x batch; data stages with the train rows; the others as measured"]}
 
 
 def generation_figures(work: Path, n_tokens: int) -> dict:
@@ -206,6 +274,11 @@ def main(argv=None) -> int:
         figures["training"] = training_figures(work, device_name)
         figures["generation"] = generation_figures(work, n_tokens=16 if args.tiny else 64)
         figures["processes"] = processes_figures(work)
+        import yaml
+
+        figures["default_pipeline_estimate"] = pipeline_estimate(
+            figures["stages_s"], figures["training"], yaml.safe_load((work / "params.yaml").read_text()),
+            yaml.safe_load((ROOT / "params.yaml").read_text()))
     figures["total_s"] = round(time.perf_counter() - started, 1)
     out = Path(args.out or work / "gpu-check.json")
     text = json.dumps(figures, indent=2) + "\n"

@@ -7,8 +7,8 @@ A LoRA adapter is merged into its base in fp32 first; prompt tuning cannot be co
 
 from __future__ import annotations
 
-from summarizer.ct2 import convert_variant
-from summarizer.io import write_json
+from summarizer.generation import CONVERSION_INFO, CTRANSLATE2_ABSENT, ctranslate2_installed
+from summarizer.io import atomic_dir, write_json
 from summarizer.stage import parser, run_stage
 
 
@@ -19,6 +19,14 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="the converted model")
     p.add_argument("--metrics", required=True, help="what was converted (JSON)")
     args = p.parse_args(argv)
+    if not ctranslate2_installed():  # e.g. the offline GPU bundle: evaluate then generates with transformers
+        info = {"backend": "transformers", "reason": CTRANSLATE2_ABSENT}
+        with atomic_dir(args.out) as partial:
+            write_json(partial / CONVERSION_INFO, info)
+        write_json(args.metrics, info)
+        return
+    from summarizer.ct2 import convert_variant  # here: it imports ctranslate2
+
     base = None if args.model == args.base_model else args.base_model
     write_json(args.metrics, convert_variant(args.model, base, args.out))
 

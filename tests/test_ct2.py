@@ -253,3 +253,27 @@ def test_transformers_beam_search_stops_as_ctranslate2_does(cfg, base_dir):
     assert beam.early_stopping is True and beam.length_penalty == 1.0
     assert not build_generation_config(_params(cfg), model_config).early_stopping  # greedy: no beams to stop
     assert ct2.translate_options(_params(cfg, num_beams=4))["patience"] == 1.0
+
+
+def test_without_ctranslate2_convert_records_it_and_generation_uses_transformers(cfg, base_dir, dialogues, tmp_path,
+                                                                              monkeypatch):
+    """The offline GPU bundle leaves CTranslate2 out (issue 37): stage convert writes why, auto generates with
+    transformers even on a CPU, and an explicit ctranslate2 backend fails at once, naming the key."""
+    from stages import convert
+    from summarizer import backends
+
+    for module in (convert, backends):  # where the check is made
+        monkeypatch.setattr(module, "ctranslate2_installed", lambda: False)
+    convert.main(["--model", str(base_dir), "--base-model", str(base_dir), "--out", str(tmp_path / "ct2"),
+                  "--metrics", str(tmp_path / "conversion.json")])
+    info = read_json(tmp_path / "ct2" / ct2.CONVERSION_INFO)
+    assert info == read_json(tmp_path / "conversion.json")
+    assert info["backend"] == "transformers" and "not installed" in info["reason"]
+    assert backends.resolve_backend("auto", "cpu") == "transformers"
+    generator = load_generator(base_dir, None, tmp_path / "ct2", params=_params(cfg, backend="auto"), device="cpu",
+                               dtype=torch.float32, attention="auto", batch_size=8, max_source_tokens=256)
+    assert generator.backend == "transformers" and len(generator.generate(dialogues[:2], _params(cfg)).texts) == 2
+    with pytest.raises(ConfigError, match="generation.backend ctranslate2 needs the ctranslate2 package"):
+        load_generator(base_dir, None, tmp_path / "ct2", params=_params(cfg, backend="ctranslate2"), device="cpu",
+                       dtype=torch.float32, attention="auto", batch_size=8, max_source_tokens=256)
+

@@ -13,7 +13,9 @@ from pathlib import Path
 import torch
 
 from summarizer.config import GenerationParams
-from summarizer.generation import TextGenerator, TransformersGenerator, auto_batch_size
+from summarizer.errors import ConfigError
+from summarizer.generation import (CTRANSLATE2_ABSENT, TextGenerator, TransformersGenerator, auto_batch_size,
+                                   ctranslate2_installed)
 from summarizer.modeling import load_summarizer, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,9 @@ def resolve_backend(value: str, device: str) -> str:
     (its wheel also needs CUDA 12's cuBLAS, which a CUDA 13 PyTorch does not bring) and on MPS (no CTranslate2)."""
     if value != "auto":
         return value
+    if device == "cpu" and not ctranslate2_installed():
+        log.info("generation.backend auto: %s", CTRANSLATE2_ABSENT)
+        return "transformers"
     return "ctranslate2" if device == "cpu" else "transformers"
 
 
@@ -51,6 +56,10 @@ def load_generator(model_dir: str | Path, base_dir: str | Path | None, converted
         return TransformersGenerator(model, tokenizer, batch_size=batch_size, max_source_tokens=max_source_tokens)
 
     if resolve_backend(params.backend, device) == "ctranslate2":
+        if not ctranslate2_installed():
+            raise ConfigError("params.yaml: generation.backend ctranslate2 needs the ctranslate2 package (pip install "
+                              "ctranslate2==4.8.5, requirements.txt), got it set with ctranslate2 not installed; "
+                              "auto or transformers generate without it")
         from summarizer import ct2  # here: transformers alone needs no ctranslate2 installed
 
         generator = ct2.load_generator(model_dir, base_dir, converted_dir, tokenizer, params=params,

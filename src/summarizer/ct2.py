@@ -24,13 +24,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from summarizer.config import GenerationParams
 from summarizer.errors import ConfigError, DeviceError, ModelError
-from summarizer.generation import Generations, TextGenerator
+from summarizer.generation import CONVERSION_INFO, Generations, TextGenerator
 from summarizer.io import atomic_dir, read_json, write_json
 from summarizer.modeling import load_summarizer
 
 log = logging.getLogger(__name__)
 
-CONVERSION_INFO = "conversion.json"
 NOT_CONVERTIBLE = "prompt tuning's soft prompt is embeddings, not tokens: CTranslate2 cannot be given it"
 
 

@@ -15,6 +15,7 @@ the processes and gathers the texts back in order.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -30,6 +31,16 @@ from transformers import AutoConfig, GenerationConfig, PretrainedConfig, PreTrai
 from summarizer.config import GenerationParams
 from summarizer.device import gpu_generation_batch_size, generation_bytes_per_sequence, resolve_batch_size
 from summarizer.launch import is_launched
+
+# What stage convert writes beside a converted model (ct2.py), or alone where nothing was converted.
+CONVERSION_INFO = "conversion.json"
+CTRANSLATE2_ABSENT = ("ctranslate2 is not installed (the offline GPU bundle leaves its 42 MB wheel out, and on a CUDA "
+                      "13 machine it would also need CUDA 12's cuBLAS): generation uses transformers")
+
+
+def ctranslate2_installed() -> bool:
+    """Whether CTranslate2 can be imported, without importing it (its import loads its C++ library)."""
+    return importlib.util.find_spec("ctranslate2") is not None
 
 log = logging.getLogger(__name__)
 
