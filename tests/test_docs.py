@@ -85,8 +85,11 @@ def check(command: str) -> str | None:
             return f"summarizer: no subcommand {args[:1]}"
         missing = _flags_exist(flags, ROOT / "src/summarizer/cli.py")
         return f"summarizer summarize: no flags {missing}" if missing else None
+    if program == "bash":  # a script of the project's, or the one the GPU bundle writes
+        generated = args[:1] == [".bundle/run.sh"] and '"run.sh"' in (ROOT / "scripts/gpu_bundle.py").read_text()
+        return None if generated or (args and (ROOT / args[0]).exists()) else f"no script {args[:1]}"
     if program in ("python", "python3"):
-        if args[:2] == ["-m", "venv"]:
+        if args[:2] == ["-m", "venv"] or args[:1] == ["-c"]:
             return None
         if args[:2] == ["-m", "pytest"]:
             paths = [a for a in args[2:] if a.startswith("tests")]
@@ -155,6 +158,7 @@ def test_the_checker_catches_what_it_should():
     assert check("summarizer summarize --nope x.txt")
     assert check("HF_HUB_OFFLINE=1 python -m pytest -m 'not slowest'")
     assert check("rm -rf /")
+    assert check("bash .bundle/nope.sh") and check("bash scripts/nope.sh")
     assert check("sky launch configs/nope.yaml") and check("sky launch configs/skypilot.yaml --env NOPE=1")
     assert check("sky launch configs/skypilot.yaml --env EXP_ARGS='-S no.such=1'")
     assert check("sky launch configs/skypilot.yaml --env EXP_NAME=a --env EXP_ARGS='-S lr=1e-3'") is None
