@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     found = [name for name, params in candidates().items() if not differences(locked, params)]
     print(f"{args.lock}: the committed results come from {found[0] if found else 'no known profile'}"
           + (f"; params.yaml differs in {len(differences(locked, candidates()['params.yaml (the defaults)']))} "
-             "keys (`dvc params diff` lists them)" if found and not found[0].startswith("params.yaml") else ""))
+             "keys (`dvc params diff` lists them)" if found and not found[0].startswith("params.yaml") else ""),
+          file=sys.stderr)  # stderr: `make exps ARGS=--csv > file` stays a CSV
     return 0
 
 

@@ -27,5 +27,5 @@ def test_a_lock_is_matched_to_the_profile_it_ran_with():
 
 def test_the_committed_results_are_named_as_the_learning_profiles():
     out = subprocess.run([sys.executable, str(ROOT / "scripts/which_profile.py")], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True).stderr
     assert "come from the laptop profile (configs/laptop.yaml)" in out and "dvc params diff" in out
