@@ -17,8 +17,8 @@ def test_the_bundle_ships_what_the_image_lacks_and_the_pins_the_classifier_needs
     assert image["transformers"] == "5.17.0" and "torch" in image and "peft" in image
     packages = wanted(requirements(), image)
     assert {"trl", "dvc", "dvclive", "datasets", "alt-profanity-check", "rouge-score"} <= set(packages)
-    assert not set(packages) & LEFT_OUT  # torch, transformers, ctranslate2, gradio, ...
-    assert FORCED <= set(packages)  # scikit-learn and joblib: the SVM's pickles load with these only
+    assert not set(packages) & LEFT_OUT  # torch, ctranslate2, gradio, ...
+    assert FORCED <= set(packages)  # scikit-learn, joblib (the SVM's pickles), transformers (5.17 lacks what we use)
     assert "numpy" not in packages and "pandas" not in packages  # the image's serve
 
 
@@ -53,3 +53,5 @@ def test_the_machine_command_installs_offline_beside_the_machines_torch():
     assert "--no-index --no-deps" in RUN_SH and "--target" in RUN_SH  # no network, no upgrade of torch & co.
     assert "scripts/gpu_check.py --data" in RUN_SH and "gpu-check.json" in RUN_SH and "gpu-check.log" in RUN_SH
     assert (ROOT / "Makefile").read_text().count("gpu-bundle") >= 2
+    # the stages' `python` is the interpreter run.sh was given (found by the rehearsal: another `python` on PATH)
+    assert 'exec "%s"' in RUN_SH and 'export PATH="$WRAP:' in RUN_SH
