@@ -23,18 +23,15 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from demo import deep_merge  # noqa: E402
 from summarizer.config import parse_params  # noqa: E402
+from which_profile import flat_keys  # noqa: E402
 
 
-def flatten(overrides: dict, prefix: str = "") -> list[str]:
+def flatten(overrides: dict) -> list[str]:
     """``{"ppo": {"lr": 1e-5}, "lr": 2}`` → ``["ppo.lr=1e-05", "lr=2"]``; values in YAML flow style."""
-    out = []
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            out += flatten(value, f"{prefix}{key}.")
-        else:
-            text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-            out.append(f"{prefix}{key}={text}")
-    return out
+    def text(value) -> str:
+        return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+    return [f"{key}={text(value)}" for key, value in flat_keys(overrides).items()]
 
 
 def command(profile: Path, name: str, params: Path = ROOT / "params.yaml") -> list[str]:

@@ -24,11 +24,12 @@ from demo import PROFILES, profile_params  # noqa: E402
 IGNORED = {"data.source", "seed"}
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
+def flat_keys(tree: dict, prefix: str = "") -> dict:
+    """{"ppo": {"lr": 1}} -> {"ppo.lr": 1}: params keys as dvc.lock and `dvc exp run -S` spell them."""
     out = {}
     for key, value in tree.items():
         if isinstance(value, dict):
-            out |= _flat(value, f"{prefix}{key}.")
+            out |= flat_keys(value, f"{prefix}{key}.")
         else:
             out[f"{prefix}{key}"] = value
     return out
@@ -38,7 +39,7 @@ def locked_params(lock: dict) -> dict:
     """Every params.yaml key a locked stage ran with, flattened (``ppo.lr``)."""
     out: dict = {}
     for stage in lock.get("stages", {}).values():
-        out |= _flat(stage.get("params", {}).get("params.yaml", {}))
+        out |= flat_keys(stage.get("params", {}).get("params.yaml", {}))
     return out
 
 
@@ -53,7 +54,7 @@ def _same(a, b) -> bool:
 
 
 def differences(locked: dict, params: dict) -> list[str]:
-    flat = _flat(params)
+    flat = flat_keys(params)
     return sorted(k for k, v in locked.items() if k not in IGNORED and not _same(flat.get(k, v), v))
 
 
